@@ -1,0 +1,53 @@
+# The course in two commands: `make course` and `make test` (see README.md).
+# Both create .venv and install everything on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ganlib-installed
+# torch and torchvision must come as a matching pair from the package index. A CPU-only
+# torch wheel from elsewhere plus index torchvision fails at import with
+# "operator torchvision::nms does not exist". Keep in sync with environment.yml.
+TORCH_PAIR := torch==2.15.0 torchvision==0.29.2
+
+# Offline copies of small datasets (MNIST test split, SR sets) when they sit beside the repo.
+SHARED_DATASETS := $(abspath ../shared/datasets)
+ifneq ($(wildcard $(SHARED_DATASETS)),)
+export GANLIB_DATA_MIRROR ?= $(SHARED_DATASETS)
+endif
+
+ARGS ?=
+
+.PHONY: setup course test lint format lab clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PAIR)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ganlib)" >/dev/null
+	@touch $(STAMP)
+	@echo "ganlib environment ready in $(VENV)"
+
+course: $(STAMP)
+	$(PY) -m ganlib course $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m ruff check ganlib tests notebooks scripts
+	$(PY) -m ruff format --check ganlib tests notebooks scripts
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check ganlib tests notebooks scripts
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix ganlib tests notebooks scripts
+	$(PY) -m ruff format ganlib tests notebooks scripts
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,296 @@
+"""Datasets by name, with checksums, offline mirrors and one clear error when data is missing.
+
+Where data comes from, in order:
+
+1. the cache folder ``$GANLIB_DATA`` (default: ``data/`` in the repository, else
+   ``~/.cache/ganlib/data``), when the files there pass their checksum;
+2. an offline mirror ``$GANLIB_DATA_MIRROR`` laid out like ``../shared/datasets``
+   (``MNIST/raw/*.gz``, ``sr/Set5/*.png``, ...), copied into the cache after checking;
+3. the dataset's official download URLs.
+
+If all three fail, :class:`DatasetUnavailable` says which dataset, where it looked and how to get
+it. Splits are never swapped silently: asking for the MNIST ``train`` split offline is an error,
+not the test split in disguise.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset is not in the cache or mirror and could not be downloaded."""
+
+
+def data_root() -> Path:
+    """The download cache: ``$GANLIB_DATA``, else the repository's ``data/``, else ~/.cache."""
+    if os.environ.get("GANLIB_DATA"):
+        return Path(os.environ["GANLIB_DATA"]).expanduser()
+    if _REPO_DATA.is_dir():
+        return _REPO_DATA
+    return Path.home() / ".cache" / "ganlib" / "data"
+
+
+def mirror_root() -> Path | None:
+    """The offline mirror ``$GANLIB_DATA_MIRROR``, or None when unset."""
+    mirror = os.environ.get("GANLIB_DATA_MIRROR")
+    return Path(mirror).expanduser() if mirror else None
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
+    """Download ``url`` to ``dest`` through a temporary file: ``dest`` never holds a partial body."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out, length=1 << 20)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def fetch_file(
+    relpath: str, checksum: str, urls: list[str], *, dataset: str, algorithm: str = "md5"
+) -> Path:
+    """Return a verified local copy of ``relpath`` (relative to the cache and the mirror).
+
+    Tries the cache, then the mirror, then each URL; every candidate must match ``checksum``.
+    Raises :class:`DatasetUnavailable` listing every place tried.
+    """
+    dest = data_root() / relpath
+    tried = []
+    if dest.is_file():
+        if file_digest(dest, algorithm) == checksum:
+            return dest
+        tried.append(f"{dest}: checksum mismatch (corrupt or partial file; removed)")
+        dest.unlink()
+    else:
+        tried.append(f"{dest}: not there")
+
+    mirror = mirror_root()
+    if mirror is None:
+        tried.append("offline mirror: GANLIB_DATA_MIRROR is not set")
+    else:
+        src = mirror / relpath
+        if not src.is_file():
+            tried.append(f"{src}: not there")
+        elif file_digest(src, algorithm) != checksum:
+            tried.append(f"{src}: checksum mismatch")
+        else:
+            _atomic_copy(src, dest)
+            return dest
+
+    for url in urls:
+        try:
+            download(url, dest)
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            tried.append(f"{url}: {getattr(err, 'reason', err)}")
+            continue
+        if file_digest(dest, algorithm) == checksum:
+            return dest
+        dest.unlink()
+        tried.append(f"{url}: downloaded file failed its {algorithm} checksum")
+
+    raise DatasetUnavailable(
+        f"{dataset}: could not get {relpath}.\nTried:\n  - "
+        + "\n  - ".join(tried)
+        + f"\nTo fix: connect to the internet and run again, or put the file at {dest}, or set "
+        "GANLIB_DATA_MIRROR to a folder holding it (e.g. ../shared/datasets)."
+    )
+
+
+# --- MNIST-format digit sets -----------------------------------------------------------------
+# torchvision.datasets.MNIST needs all four files even to read one split, so the offline
+# test split could not load through it. We reuse its URLs and checksums and parse the idx
+# files (a 16-byte header, then raw uint8 pixels) directly.
+
+
+def _idx_resources(dataset_cls) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    splits: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+    for filename, md5 in dataset_cls.resources:
+        splits["train" if filename.startswith("train") else "test"].append((filename, md5))
+    return splits, list(dataset_cls.mirrors)
+
+
+def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    header = 8 + 4 * len(item_shape)
+    got_magic, count = int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:8], "big")
+    if got_magic != magic or len(data) != header + count * int(np.prod(item_shape, dtype=int)):
+        raise ValueError(f"{path} is not a valid idx file (corrupt download?). Delete it and retry.")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(count, *item_shape)
+
+
+def _load_idx_dataset(name: str, dataset_cls, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if split not in ("train", "test"):
+        raise ValueError(f"{name} split must be 'train' or 'test', got {split!r}.")
+    resources, mirrors = _idx_resources(dataset_cls)
+    paths = []
+    for filename, md5 in resources[split]:
+        try:
+            paths.append(
+                fetch_file(
+                    f"{name}/raw/{filename}",
+                    md5,
+                    [m + filename for m in mirrors],
+                    dataset=f"{name} ({split} split)",
+                )
+            )
+        except DatasetUnavailable as err:
+            hint = ""
+            if name == "MNIST" and split == "train":
+                hint = (
+                    "\nOffline, only the MNIST test split is available (../shared/datasets): "
+                    "pass the split explicitly, e.g. `python -m ganlib course --only 01 "
+                    "-p mnist_split=test`, or set mnist_split = 'test' in the parameters cell."
+                )
+            raise DatasetUnavailable(f"{err}{hint}") from None
+    images = _read_idx(paths[0], 2051, (28, 28))
+    labels = _read_idx(paths[1], 2049, ())
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def load_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST digits as ``(images uint8 (N, 28, 28), labels int64 (N,))``.
+
+    Args:
+        split: ``"train"`` (60,000 digits, needs a download) or ``"test"`` (10,000 digits,
+            available offline through ``GANLIB_DATA_MIRROR``).
+    """
+    from torchvision.datasets import MNIST
+
+    return _load_idx_dataset("MNIST", MNIST, split)
+
+
+def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST as ``(images uint8 (N, 28, 28), labels int64 (N,))``; needs a download."""
+    from torchvision.datasets import FashionMNIST
+
+    return _load_idx_dataset("FashionMNIST", FashionMNIST, split)
+
+
+def load_cifar10(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 as ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``; needs a download."""
+    from torchvision.datasets import CIFAR10
+
+    if split not in ("train", "test"):
+        raise ValueError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}.")
+    root = data_root() / "cifar10"
+    try:
+        ds = CIFAR10(root, train=split == "train", download=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as err:
+        raise DatasetUnavailable(
+            f"CIFAR-10 ({split} split): not in {root} and the download failed ({err}).\n"
+            f"To fix: connect to the internet and run again, or place the extracted "
+            f"'cifar-10-batches-py' folder in {root}."
+        ) from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(ds.targets, dtype=torch.int64)
+
+
+def mnist_for_gan(split: str, heldout: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training digits for a GAN and held-out real digits for evaluation (both uint8).
+
+    The held-out digits are always the last ``heldout`` digits of the *test* split. With
+    ``split="train"`` the GAN trains on all 60,000 training digits; with ``split="test"`` (the
+    offline case) it trains on the rest of the test split, so the two sets never overlap.
+    """
+    test_images, _ = load_mnist("test")
+    held = test_images[-heldout:]
+    if split == "test":
+        return test_images[:-heldout], held
+    train_images, _ = load_mnist(split)
+    return train_images, held
+
+
+class Batches:
+    """Endless shuffled minibatches drawn from tensors already in memory, e.g. on the GPU.
+
+    Small datasets (MNIST is 47 MB as uint8) fit on the device, so no DataLoader workers are
+    needed. Each epoch is a fresh permutation from the iterator's own random generator, and
+    :meth:`state_dict` captures the position exactly, so a resumed run sees the same batches.
+
+    Args:
+        *tensors: Tensors with the same first dimension N (e.g. images and labels).
+        batch_size: Examples per batch (the last incomplete batch of an epoch is dropped).
+        seed: Seed of the shuffling generator. Default: 0.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int = 0):
+        if not tensors:
+            raise ValueError("Batches needs at least one tensor.")
+        n = tensors[0].shape[0]
+        if any(t.shape[0] != n for t in tensors):
+            raise ValueError(f"All tensors need the same length, got {[t.shape[0] for t in tensors]}.")
+        if not 0 < batch_size <= n:
+            raise ValueError(f"batch_size must be in 1..{n} (the dataset size), got {batch_size}.")
+        self.tensors, self.batch_size, self.n = tensors, batch_size, n
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(n, generator=self.generator)
+        self.pos = 0
+        self.epoch = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.pos + self.batch_size > self.n:
+            self.order = torch.randperm(self.n, generator=self.generator)
+            self.pos = 0
+            self.epoch += 1
+        idx = self.order[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        idx = idx.to(self.tensors[0].device, non_blocking=True)
+        out = tuple(t[idx] for t in self.tensors)
+        return out[0] if len(out) == 1 else out
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.get_state(),
+            "order": self.order.clone(),
+            "pos": self.pos,
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["order"].numel() != self.n:
+            raise ValueError(
+                f"This batch state is for a dataset of {state['order'].numel()} examples, "
+                f"but the data now has {self.n}. Resume with the same data (same split)."
+            )
+        self.generator.set_state(state["generator"])
+        self.order, self.pos, self.epoch = state["order"].clone(), state["pos"], state["epoch"]

@@ -1,0 +1,73 @@
+"""Profile, device and seed: the three facts printed at the top of every notebook.
+
+The profile is one switch, ``GANLIB_PROFILE``:
+
+- ``smoke``: proves every code path (CI, <= 2 min per notebook on 2 CPU cores).
+- ``quick``: a CPU laptop, <= 10 min per notebook, results visibly meaningful.
+- ``full``: one GPU, the quality targets of the course.
+- ``auto`` (default): ``full`` when CUDA is available, else ``quick``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "quick", "full")
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """Return the active profile: ``smoke``, ``quick`` or ``full``.
+
+    Args:
+        profile: A profile name, ``"auto"``, or None to read ``GANLIB_PROFILE`` (default ``auto``).
+    """
+    name = (profile or os.environ.get("GANLIB_PROFILE") or "auto").strip().lower()
+    if name == "auto":
+        return "full" if torch.cuda.is_available() else "quick"
+    if name not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r}. Use one of {', '.join(PROFILES)} or 'auto', "
+            f"e.g. `GANLIB_PROFILE=quick make course`."
+        )
+    return name
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; anything else is passed to torch.device."""
+    if isinstance(device, torch.device):
+        return device
+    if device != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available here. "
+                "Use device='auto' (or 'cpu'); on Colab, Runtime > Change runtime type > GPU."
+            )
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def describe(profile: str, device: torch.device, seed: int) -> str:
+    """One line for the top of a notebook: profile, device, seed and versions."""
+    where = str(device)
+    if device.type == "cuda":
+        where += f" ({torch.cuda.get_device_name(device)})"
+    elif device.type == "cpu":
+        where += f" ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+    return f"profile={profile} | device={where} | seed={seed} | torch {torch.__version__}"

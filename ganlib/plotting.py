@@ -1,0 +1,156 @@
+"""Sample grids, the live training view and the latent-interpolation widget.
+
+Everything here takes images in the model range [-1, 1] and converts them for display.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torchvision.utils import make_grid
+
+from ganlib.images import to_unit_range
+
+
+def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """A (H, W) or (H, W, 3) float array in [0, 1] tiling ``images`` (B, C, H, W) in [-1, 1]."""
+    grid = make_grid(to_unit_range(images.detach().cpu()), nrow=nrow, padding=padding, pad_value=1.0)
+    grid = grid.permute(1, 2, 0).numpy()
+    return grid[..., 0] if images.shape[1] == 1 else grid
+
+
+def show_grid(images: torch.Tensor, title: str = "", nrow: int = 8, ax=None, size: float = 4.0):
+    """Plot a grid of images in [-1, 1]; returns the matplotlib Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(grid_image(images, nrow=nrow), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title)
+    ax.axis("off")
+    return ax
+
+
+def figure_png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (no figure pile-up in loops)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_history(history: list[dict], axes=None):
+    """Losses and D's outputs over training: the two curves to read while a GAN trains."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3))
+    steps = [r["step"] for r in history]
+    ax_loss, ax_d = axes
+    ax_loss.plot(steps, [r["loss_D"] for r in history], label="loss D")
+    ax_loss.plot(steps, [r["loss_G"] for r in history], label="loss G")
+    ax_loss.set_xlabel("step")
+    ax_loss.legend()
+    ax_loss.set_title("losses")
+    ax_d.plot(steps, [r["D_x"] for r in history], label="D(x), real")
+    ax_d.plot(steps, [r["D_G_z"] for r in history], label="D(G(z)), fake")
+    ax_d.axhline(0.5, color="gray", lw=0.8, ls="--")
+    ax_d.set_ylim(0, 1)
+    ax_d.set_xlabel("step")
+    ax_d.legend()
+    ax_d.set_title("discriminator outputs")
+    return axes
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class LiveView:
+    """A ``fit`` hook: losses, D(x) and D(G(z)), and a fixed-noise grid, redrawn in place.
+
+    Args:
+        fixed_z: The noise vectors whose samples are shown every time (so you watch the *same*
+            digits improve).
+        every: Redraw every this many logs. Default: 1.
+        title: Figure title.
+    """
+
+    def __init__(self, fixed_z: torch.Tensor, every: int = 1, title: str = "training"):
+        self.fixed_z, self.every, self.title = fixed_z, every, title
+        self.handle = None
+        self.logs = 0
+        self.enabled = _in_notebook()
+
+    def draw(self, run) -> bytes:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
+        plot_history(run.history, axes[:2])
+        show_grid(run.sample(self.fixed_z), f"fixed noise, step {run.step}", ax=axes[2])
+        fig.suptitle(self.title)
+        return figure_png(fig)
+
+    def on_log(self, run, record) -> None:
+        self.logs += 1
+        if self.enabled and (self.logs - 1) % self.every == 0:
+            self._show(run)
+
+    def on_end(self, run) -> None:
+        if self.enabled and run.history:
+            self._show(run)
+
+    def _show(self, run) -> None:
+        from IPython.display import Image, display
+
+        image = Image(data=self.draw(run), format="png")
+        if self.handle is None:
+            self.handle = display(image, display_id=True)
+        else:
+            self.handle.update(image)
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, t: float, spherical: bool = True):
+    """A point between two noise vectors.
+
+    Linear: z = (1 - t) z0 + t z1. Spherical (slerp, the default) keeps the norm typical of a
+    Gaussian sample: z = sin((1-t)w)/sin(w) z0 + sin(t w)/sin(w) z1, with cos(w) = <z0, z1>/(|z0||z1|).
+    """
+    if not spherical:
+        return (1 - t) * z0 + t * z1
+    cos = torch.sum(z0 * z1, dim=-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolation_widget(run, z0: torch.Tensor, z1: torch.Tensor, frames: int = 8):
+    """A slider t in [0, 1] that morphs G(z0) into G(z1), with a strip of the whole path below.
+
+    Args:
+        run: A :class:`ganlib.train.GANRun` (its generator draws the images).
+        z0, z1: Noise vectors of shape (n, z_dim): n rows are interpolated side by side.
+        frames: Images in the static strip.
+
+    Returns:
+        An ``ipywidgets.VBox``; ``box.slider`` and ``box.image`` are its parts.
+    """
+    import ipywidgets as widgets
+
+    def render(t: float) -> bytes:
+        images = run.sample(interpolate_latents(z0, z1, t))
+        fig, ax = plt.subplots(figsize=(1.2 * len(images), 1.4))
+        show_grid(images, f"t = {t:.2f}", nrow=len(images), ax=ax)
+        return figure_png(fig)
+
+    slider = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True)
+    image = widgets.Image(value=render(0.0), format="png")
+    slider.observe(lambda change: setattr(image, "value", render(change["new"])), names="value")
+    ts = torch.linspace(0, 1, frames)
+    strip = torch.cat([run.sample(interpolate_latents(z0[:1], z1[:1], float(t))) for t in ts])
+    fig, ax = plt.subplots(figsize=(1.2 * frames, 1.4))
+    show_grid(strip, "the whole path for the first row", nrow=frames, ax=ax)
+    box = widgets.VBox([slider, image, widgets.Image(value=figure_png(fig), format="png")])
+    box.slider, box.image = slider, image
+    return box
