@@ -14,14 +14,28 @@ def _course(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganlib", description="GANs for image improvement.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ganlib", description="GANs for image improvement."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    course = sub.add_parser("course", help="execute the notebooks headless and print a results table")
-    course.add_argument("--profile", choices=["smoke", "quick", "full", "auto"], help="default: $GANLIB_PROFILE or auto")
-    course.add_argument("--only", nargs="+", metavar="NB", help="notebook numbers or names, e.g. --only 01 02")
+    course = sub.add_parser(
+        "course", help="execute the notebooks headless and print a results table"
+    )
     course.add_argument(
-        "-p", "--param", action="append", metavar="NAME=VALUE", help="override a notebook parameter, e.g. -p mnist_split=test"
+        "--profile",
+        choices=["smoke", "quick", "full", "auto"],
+        help="default: $GANLIB_PROFILE or auto",
+    )
+    course.add_argument(
+        "--only", nargs="+", metavar="NB", help="notebook numbers or names, e.g. --only 01 02"
+    )
+    course.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a notebook parameter, e.g. -p mnist_split=test",
     )
     course.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     course.set_defaults(func=_course)

@@ -45,13 +45,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err) and "GLOBAL" not in str(err):
+            raise ValueError(
+                f"{path} is not a readable checkpoint (corrupt or truncated?)."
+            ) from None
         raise ValueError(
             f"Refusing to load {path}: it contains objects other than tensors and plain data, "
-            f"which could run code when unpickled ({str(err).splitlines()[0]}). "
+            f"which could run code when unpickled ({_refused_global(err)}). "
             "Only load checkpoints you made with ganlib or from a source you trust."
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {err}") from None
+        raise ValueError(
+            f"{path} is not a readable checkpoint (corrupt or truncated?): {err}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a ganlib checkpoint (no '{FORMAT}' marker).")
     if state.get("format_version") != FORMAT_VERSION:
@@ -60,6 +66,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"reads version {FORMAT_VERSION}. Retrain, or use the ganlib version that wrote it."
         )
     return state
+
+
+def _refused_global(err: Exception) -> str:
+    for line in str(err).splitlines():
+        if "Unsupported global" in line:
+            return line.strip()
+    return "a pickled global"
 
 
 def load_module_state(module: torch.nn.Module, state_dict: dict, *, name: str, source: str) -> None:

@@ -34,7 +34,9 @@ def find_notebooks(notebooks_dir: Path | None = None, only: list[str] | None = N
     (a number like ``01`` or part of a name)."""
     notebooks_dir = Path(notebooks_dir or REPO / "notebooks")
     if not notebooks_dir.is_dir():
-        raise FileNotFoundError(f"No notebooks folder at {notebooks_dir}; run from the repository root.")
+        raise FileNotFoundError(
+            f"No notebooks folder at {notebooks_dir}; run from the repository root."
+        )
     found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
     if only:
         picked = [p for p in found if any(p.name.startswith(o) or o in p.stem for o in only)]
@@ -51,7 +53,9 @@ def parse_params(items: list[str] | None) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"Parameters look like NAME=VALUE (e.g. mnist_split=test), got {item!r}.")
+            raise ValueError(
+                f"Parameters look like NAME=VALUE (e.g. mnist_split=test), got {item!r}."
+            )
         try:
             params[key.strip()] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -60,7 +64,11 @@ def parse_params(items: list[str] | None) -> dict:
 
 
 def run_notebook(
-    notebook: Path, out_dir: Path, profile: str, params: dict | None = None, timeout: int | None = None
+    notebook: Path,
+    out_dir: Path,
+    profile: str,
+    params: dict | None = None,
+    timeout: int | None = None,
 ) -> NotebookResult:
     """Execute one notebook with papermill under ``profile``; never raises for a failing cell."""
     import papermill as pm

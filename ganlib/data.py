@@ -151,7 +151,9 @@ def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray
     header = 8 + 4 * len(item_shape)
     got_magic, count = int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:8], "big")
     if got_magic != magic or len(data) != header + count * int(np.prod(item_shape, dtype=int)):
-        raise ValueError(f"{path} is not a valid idx file (corrupt download?). Delete it and retry.")
+        raise ValueError(
+            f"{path} is not a valid idx file (corrupt download?). Delete it and retry."
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(count, *item_shape)
 
 
@@ -255,7 +257,14 @@ class Batches:
             raise ValueError("Batches needs at least one tensor.")
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
-            raise ValueError(f"All tensors need the same length, got {[t.shape[0] for t in tensors]}.")
+            raise ValueError(
+                f"All tensors need the same length, got {[t.shape[0] for t in tensors]}."
+            )
+        for i, t in enumerate(tensors):
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise ValueError(
+                    f"Tensor {i} given to Batches contains NaN or inf values; fix the data first."
+                )
         if not 0 < batch_size <= n:
             raise ValueError(f"batch_size must be in 1..{n} (the dataset size), got {batch_size}.")
         self.tensors, self.batch_size, self.n = tensors, batch_size, n

@@ -40,7 +40,7 @@ class DigitCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, 10))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, channels=1, size=(28, 28), name="digit images")
+        check_images(x, channels=1, size=(28, 28), name="digit images", finite=False)
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -69,5 +69,7 @@ def describe(profile: str, device: torch.device, seed: int) -> str:
     if device.type == "cuda":
         where += f" ({torch.cuda.get_device_name(device)})"
     elif device.type == "cpu":
-        where += f" ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+        where += (
+            f" ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+        )
     return f"profile={profile} | device={where} | seed={seed} | torch {torch.__version__}"

@@ -29,6 +29,7 @@ def check_images(
     channels: int | None = None,
     size: tuple[int, int] | None = None,
     name: str = "images",
+    finite: bool = True,
 ) -> torch.Tensor:
     """Raise a clear ``ValueError`` unless ``x`` is a finite float batch (B, C, H, W).
 
@@ -37,6 +38,8 @@ def check_images(
         channels: Required channel count C, or None for any.
         size: Required (H, W), or None for any.
         name: What to call the tensor in the error message.
+        finite: Also check for NaN/inf. This waits for the device, so model ``forward`` methods
+            skip it; training catches NaN through the loss instead.
     """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
@@ -61,6 +64,6 @@ def check_images(
             f"{name} must be a float tensor in [-1, 1], got dtype {x.dtype}. "
             "Convert uint8 images with ganlib.images.to_model_range(x)."
         )
-    if not torch.isfinite(x).all():
+    if finite and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf values; check the data pipeline.")
     return x

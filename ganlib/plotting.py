@@ -17,7 +17,9 @@ from ganlib.images import to_unit_range
 
 def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """A (H, W) or (H, W, 3) float array in [0, 1] tiling ``images`` (B, C, H, W) in [-1, 1]."""
-    grid = make_grid(to_unit_range(images.detach().cpu()), nrow=nrow, padding=padding, pad_value=1.0)
+    grid = make_grid(
+        to_unit_range(images.detach().cpu()), nrow=nrow, padding=padding, pad_value=1.0
+    )
     grid = grid.permute(1, 2, 0).numpy()
     return grid[..., 0] if images.shape[1] == 1 else grid
 
@@ -87,7 +89,9 @@ class LiveView:
         self.enabled = _in_notebook()
 
     def draw(self, run) -> bytes:
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
+        fig, axes = plt.subplots(
+            1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]}
+        )
         plot_history(run.history, axes[:2])
         show_grid(run.sample(self.fixed_z), f"fixed noise, step {run.step}", ax=axes[2])
         fig.suptitle(self.title)
@@ -120,7 +124,9 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, t: float, spherical:
     """
     if not spherical:
         return (1 - t) * z0 + t * z1
-    cos = torch.sum(z0 * z1, dim=-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
+    cos = torch.sum(z0 * z1, dim=-1, keepdim=True) / (
+        z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True)
+    )
     omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
@@ -144,7 +150,9 @@ def interpolation_widget(run, z0: torch.Tensor, z1: torch.Tensor, frames: int = 
         show_grid(images, f"t = {t:.2f}", nrow=len(images), ax=ax)
         return figure_png(fig)
 
-    slider = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True)
+    slider = widgets.FloatSlider(
+        value=0.0, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True
+    )
     image = widgets.Image(value=render(0.0), format="png")
     slider.observe(lambda change: setattr(image, "value", render(change["new"])), names="value")
     ts = torch.linspace(0, 1, frames)

@@ -25,7 +25,9 @@ def _plain(name: str, value):
         return value.item()
     if isinstance(value, list | tuple):
         return [_plain(name, v) for v in value]
-    raise ValueError(f"Result {name!r} must be a number, string or list, got {type(value).__name__}.")
+    raise ValueError(
+        f"Result {name!r} must be a number, string or list, got {type(value).__name__}."
+    )
 
 
 def record(notebook: str, **figures) -> dict:
@@ -43,6 +45,11 @@ def record(notebook: str, **figures) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v)
+            json.dump(
+                data,
+                f,
+                indent=2,
+                default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
+            )
         os.replace(tmp, path)
     return figures

@@ -210,7 +210,8 @@ class GANRun:
                 if state["config"].get(k) != self.config.get(k)
             )
             detail = ", ".join(
-                f"{k}: {state['config'].get(k)!r} there vs {self.config.get(k)!r} here" for k in diff
+                f"{k}: {state['config'].get(k)!r} there vs {self.config.get(k)!r} here"
+                for k in diff
             )
             raise ValueError(
                 f"{source} was written by a run with different settings ({detail}). "
@@ -221,7 +222,11 @@ class GANRun:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.precision.load_state_dict(state["precision"])
-        self.step, self.g_loss, self.history = state["step"], state["g_loss"], list(state["history"])
+        self.step, self.g_loss, self.history = (
+            state["step"],
+            state["g_loss"],
+            list(state["history"]),
+        )
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -320,9 +325,16 @@ def fit(
             if isinstance(real, tuple | list):
                 real = real[0]
             real = real.to(device, non_blocking=True)
-            stats = d_step(run.G, run.D, run.opt_D, real, run.noise(real.shape[0]), precision=run.precision)
+            stats = d_step(
+                run.G, run.D, run.opt_D, real, run.noise(real.shape[0]), precision=run.precision
+            )
             stats |= g_step(
-                run.G, run.D, run.opt_G, run.noise(real.shape[0]), loss=run.g_loss, precision=run.precision
+                run.G,
+                run.D,
+                run.opt_G,
+                run.noise(real.shape[0]),
+                loss=run.g_loss,
+                precision=run.precision,
             )
             run.step += 1
             for k, v in stats.items():

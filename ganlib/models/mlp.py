@@ -56,5 +56,7 @@ class MLPDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, channels=1, size=(self.image_size, self.image_size), name="D input")
+        check_images(
+            x, channels=1, size=(self.image_size, self.image_size), name="D input", finite=False
+        )
         return self.net(x).squeeze(1)  # (B,)

@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+# Tests never touch the network: the offline copies beside the repository serve the data.
+if "GANLIB_DATA_MIRROR" not in os.environ and SHARED.is_dir():
+    os.environ["GANLIB_DATA_MIRROR"] = str(SHARED)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make every download fail at once, as on an offline machine."""
+    import urllib.error
+
+    import ganlib.data
+
+    def refuse(url, dest, timeout=30.0):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(ganlib.data, "download", refuse)
+
+
+@pytest.fixture
+def mirror_available():
+    if not os.environ.get("GANLIB_DATA_MIRROR"):
+        pytest.skip("needs ../shared/datasets (GANLIB_DATA_MIRROR)")
+    return Path(os.environ["GANLIB_DATA_MIRROR"])
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.test_notebooks import DURATIONS
+
+    if DURATIONS:
+        terminalreporter.section("notebook durations (smoke profile)")
+        for name, seconds in DURATIONS.items():
+            terminalreporter.write_line(f"{name}: {seconds:.0f} s")

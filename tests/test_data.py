@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from ganlib.data import Batches, DatasetUnavailable, load_mnist, mnist_for_gan
+
+
+def test_mnist_test_split_from_the_offline_mirror(
+    tmp_path, monkeypatch, mirror_available, no_network
+):
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
+    images, labels = load_mnist("test")
+    assert images.shape == (10000, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (10000,) and set(labels.tolist()) == set(range(10))
+    assert (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()  # cached copy
+
+
+def test_a_corrupt_cached_file_is_replaced(tmp_path, monkeypatch, mirror_available, no_network):
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"<html>Service unavailable</html>")
+    _, labels = load_mnist("test")
+    assert len(labels) == 10000
+
+
+def test_missing_dataset_says_what_where_and_how(tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANLIB_DATA_MIRROR", str(tmp_path / "empty-mirror"))
+    with pytest.raises(DatasetUnavailable) as err:
+        load_mnist("test")
+    message = str(err.value)
+    assert "MNIST (test split)" in message
+    assert str(tmp_path / "cache") in message and "empty-mirror" in message
+    assert "network disabled" in message and "GANLIB_DATA_MIRROR" in message
+
+
+def test_train_split_offline_is_never_swapped_for_test(
+    tmp_path, monkeypatch, mirror_available, no_network
+):
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
+    with pytest.raises(DatasetUnavailable, match="mnist_split=test"):
+        load_mnist("train")
+    with pytest.raises(DatasetUnavailable):
+        mnist_for_gan("train")
+
+
+def test_gan_split_keeps_heldout_digits_apart(mirror_available):
+    train, held = mnist_for_gan("test")
+    assert len(train) == 8000 and len(held) == 2000
+    test_images, _ = load_mnist("test")
+    assert torch.equal(held, test_images[8000:])
+
+
+def test_bad_split_name():
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        load_mnist("validation")
+
+
+def test_batches_cover_each_epoch_once_and_resume_exactly():
+    data = torch.arange(20)
+    b = Batches(data, batch_size=5, seed=3)
+    epoch = torch.cat([next(b) for _ in range(4)])
+    assert sorted(epoch.tolist()) == list(range(20))
+    next(b)
+    state = b.state_dict()
+    expected = [next(b) for _ in range(6)]
+    b2 = Batches(data, batch_size=5, seed=99)
+    b2.load_state_dict(state)
+    assert all(
+        torch.equal(x, y) for x, y in zip(expected, [next(b2) for _ in range(6)], strict=True)
+    )
+
+
+def test_batches_reject_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size"):
+        Batches(torch.zeros(4), batch_size=8)
+    with pytest.raises(ValueError, match="same length"):
+        Batches(torch.zeros(4), torch.zeros(5), batch_size=2)
+    with pytest.raises(ValueError, match="NaN"):
+        Batches(torch.full((4, 1, 28, 28), float("nan")), batch_size=2)
+    b = Batches(torch.zeros(10), batch_size=2)
+    with pytest.raises(ValueError, match="same data"):
+        b.load_state_dict(Batches(torch.zeros(12), batch_size=2).state_dict())
+
+
+def test_batches_yield_image_label_pairs():
+    x, y = next(Batches(torch.zeros(10, 1, 28, 28), torch.arange(10), batch_size=4))
+    assert x.shape == (4, 1, 28, 28) and y.shape == (4,)

@@ -1,0 +1,45 @@
+"""environment.yml (conda) and pyproject.toml + Makefile (pip) describe the same environment."""
+
+import re
+import tomllib
+
+import yaml
+
+from ganlib.course import REPO
+
+CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+
+
+def _name_and_spec(requirement: str) -> tuple[str, str]:
+    m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", requirement.strip())
+    return m.group(1).lower(), m.group(2).replace(" ", "")
+
+
+def test_conda_and_pip_list_the_same_packages():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pip = dict(_name_and_spec(r) for r in pyproject["dependencies"])
+    for extra in pyproject["optional-dependencies"].values():
+        pip.update(_name_and_spec(r) for r in extra if not r.startswith("ganlib"))
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda = {}
+    for dep in env["dependencies"]:
+        name, spec = _name_and_spec(
+            dep.replace("=", "==", 1) if re.match(r"^[\w\-]+=\d", dep) else dep
+        )
+        conda[CONDA_NAMES.get(name, name)] = spec
+    conda.pop("python"), conda.pop("pip")
+    assert set(conda) == set(pip), (
+        f"only in environment.yml: {set(conda) - set(pip)}; only in pyproject: {set(pip) - set(conda)}"
+    )
+    for name, spec in pip.items():
+        if name not in ("torch", "torchvision"):
+            assert conda[name] == spec, (
+                f"{name}: pyproject says {spec!r}, environment.yml says {conda[name]!r}"
+            )
+
+
+def test_torch_pair_is_pinned_identically():
+    makefile = (REPO / "Makefile").read_text()
+    pinned = dict(re.findall(r"(torch|torchvision)==([\d.]+)", makefile))
+    env = (REPO / "environment.yml").read_text()
+    assert f"pytorch={pinned['torch']}" in env and f"torchvision={pinned['torchvision']}" in env

@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+from ganlib.checkpoint import load_checkpoint
+from ganlib.data import Batches
+from ganlib.models import DCGANDiscriminator, DCGANGenerator
+from ganlib.train import GANRun, Precision, TrainingDiverged, d_step, fit, g_step
+
+
+def tiny_run(config=None, width=8):
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(z_dim=8, width=width), DCGANDiscriminator(width=width)
+    return GANRun(
+        G,
+        D,
+        opt_G=torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+        opt_D=torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+        z_dim=8,
+        config=config or {"width": width},
+    )
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module):
+    return any(
+        not torch.equal(before[k], v)
+        for k, v in module.state_dict().items()
+        if v.is_floating_point()
+    )
+
+
+def params_changed(before, module):
+    return any(not torch.equal(before[n], p) for n, p in module.named_parameters())
+
+
+def test_d_step_updates_only_the_discriminator():
+    run = tiny_run()
+    g0, d0 = snapshot(run.G), snapshot(run.D)
+    stats = d_step(run.G, run.D, run.opt_D, torch.rand(4, 1, 28, 28) * 2 - 1, run.noise(4))
+    assert params_changed(d0, run.D)
+    assert not params_changed(g0, run.G)
+    assert set(stats) == {"loss_D", "D_x", "D_G_z"}
+    assert all(v.ndim == 0 and not v.requires_grad for v in stats.values())
+    assert 0 < float(stats["D_x"]) < 1 and 0 < float(stats["D_G_z"]) < 1
+
+
+def test_g_step_updates_only_the_generator_and_leaves_no_grads_on_D():
+    run = tiny_run()
+    g0, d0 = snapshot(run.G), snapshot(run.D)
+    stats = g_step(run.G, run.D, run.opt_G, run.noise(4))
+    assert params_changed(g0, run.G)
+    assert not params_changed(d0, run.D)
+    assert all(p.grad is None for p in run.D.parameters())
+    assert all(p.requires_grad for p in run.D.parameters())  # restored after the step
+    assert float(stats["loss_G"]) > 0
+
+
+def test_g_step_rejects_unknown_loss():
+    run = tiny_run()
+    with pytest.raises(ValueError, match="nonsaturating"):
+        g_step(run.G, run.D, run.opt_G, run.noise(2), loss="hinge")
+
+
+def test_fp16_without_cuda_is_refused():
+    with pytest.raises(ValueError, match="CUDA"):
+        Precision("cpu", "fp16")
+    assert Precision("cpu").mode == "fp32"
+
+
+def test_fit_logs_every_k_steps_and_checkpoints(tmp_path):
+    run = tiny_run()
+    data = torch.rand(64, 1, 28, 28) * 2 - 1
+    history = fit(
+        run,
+        Batches(data, batch_size=8),
+        10,
+        log_every=4,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=4,
+        progress=False,
+    )
+    assert [r["step"] for r in history] == [4, 8, 10]
+    state = load_checkpoint(tmp_path / "latest.pt")
+    assert state["step"] == 10
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    run = tiny_run()
+    data = torch.rand(64, 1, 28, 28) * 2 - 1
+
+    def poisoned_batches():
+        batches = Batches(data, batch_size=8)
+        for i in range(100):
+            if i == 6:  # the data pipeline is fine; the discriminator blows up at step 7
+                run.D.net[-1].bias.data.fill_(float("nan"))
+            yield next(batches)
+
+    with pytest.raises(TrainingDiverged, match=r"NaN/inf by step 8.*latest\.pt"):
+        fit(
+            run,
+            poisoned_batches(),
+            50,
+            log_every=2,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=4,
+            progress=False,
+        )
+    state = load_checkpoint(tmp_path / "latest.pt")
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["D"].values() if v.is_floating_point())
+
+
+def test_warns_when_discriminator_wins(tmp_path):
+    run = tiny_run()
+    run.opt_D.param_groups[0]["lr"] = 5e-2  # a runaway discriminator
+    run.opt_G.param_groups[0]["lr"] = 0.0
+    data = torch.rand(64, 1, 28, 28) * 2 - 1
+    with pytest.warns(UserWarning, match="discriminator has won"):
+        fit(run, Batches(data, batch_size=16), 120, log_every=5, d_wins_patience=3, progress=False)
+
+
+def test_hooks_see_every_log_and_the_end():
+    run = tiny_run()
+    seen = []
+
+    class Recorder:
+        def on_log(self, run, record):
+            seen.append(record["step"])
+
+        def on_end(self, run):
+            seen.append("end")
+
+    fit(
+        run,
+        Batches(torch.rand(32, 1, 28, 28) * 2 - 1, batch_size=8),
+        6,
+        hooks=[Recorder()],
+        log_every=3,
+        progress=False,
+    )
+    assert seen == [3, 6, "end"]
