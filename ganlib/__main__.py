@@ -13,6 +13,42 @@ def _course(args) -> int:
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
+def _eval_sr(args) -> int:
+    from ganlib.data import load_sr_images
+    from ganlib.env import pick_device
+    from ganlib.sr import (
+        bicubic_upscaler,
+        evaluate_sr,
+        format_sr_table,
+        load_hr_folder,
+        load_sr_model,
+        model_upscaler,
+    )
+
+    if args.checkpoint:
+        device = pick_device(args.device)
+        model = load_sr_model(args.checkpoint, device)
+        if model.scale != args.scale:
+            raise ValueError(
+                f"{args.checkpoint} is an x{model.scale} model; run with --scale {model.scale}."
+            )
+        upscale, what = model_upscaler(model, device), f"checkpoint {args.checkpoint}"
+    else:
+        upscale, what = bicubic_upscaler(args.scale), "bicubic"
+    images = (
+        load_hr_folder(args.hr_dir, args.scale) if args.hr_dir else load_sr_images(args.dataset)
+    )
+    where = args.hr_dir or args.dataset
+    rows = evaluate_sr(upscale, images, args.scale, channel=args.channel)
+    channel = "Y (BT.601)" if args.channel == "y" else "RGB"
+    print(
+        format_sr_table(
+            rows, f"{what} on {where}, x{args.scale}, {channel}, {args.scale}-pixel border crop"
+        )
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ganlib", description="GANs for image improvement."
@@ -39,6 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     course.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     course.set_defaults(func=_course)
+
+    ev = sub.add_parser(
+        "eval-sr", help="PSNR/SSIM of a super-resolution model under the standard protocol"
+    )
+    what = ev.add_mutually_exclusive_group()
+    what.add_argument("--model", choices=["bicubic"], default="bicubic", help="a built-in baseline")
+    what.add_argument("--checkpoint", help="an SR model saved with ganlib.sr.save_sr_model")
+    data = ev.add_mutually_exclusive_group()
+    data.add_argument("--dataset", default="set5", choices=["set5", "set14", "t91", "bsd200"])
+    data.add_argument("--hr-dir", help="a folder of HR images instead of a named set")
+    ev.add_argument("--scale", type=int, default=4, choices=[2, 3, 4, 8])
+    ev.add_argument(
+        "--channel", choices=["y", "rgb"], default="y", help="default: y, as in the papers"
+    )
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=_eval_sr)
 
     args = parser.parse_args(argv)
     try:

@@ -303,3 +303,44 @@ class Batches:
             )
         self.generator.set_state(state["generator"])
         self.order, self.pos, self.epoch = state["order"].clone(), state["pos"], state["epoch"]
+
+
+# --- Super-resolution image sets --------------------------------------------------------------
+# T91 + BSD200 (the "291" training set), Set5 and Set14 (benchmarks). Their SHA-256 sums ship in
+# ganlib/checksums/sr.sha256; files come from the cache or the offline mirror (sr/<Name>/).
+
+SR_SETS = {"set5": "Set5", "set14": "Set14", "t91": "T91", "bsd200": "BSD200"}
+
+
+def _sr_checksums() -> dict[str, dict[str, str]]:
+    from importlib import resources
+
+    sets: dict[str, dict[str, str]] = {}
+    text = (resources.files("ganlib") / "checksums" / "sr.sha256").read_text()
+    for line in text.splitlines():
+        digest, relpath = line.split()
+        folder, filename = relpath.split("/", 1)
+        sets.setdefault(folder, {})[filename] = digest
+    return sets
+
+
+def sr_image_paths(name: str) -> list[Path]:
+    """Verified local paths of every image in an SR set (``set5``, ``set14``, ``t91``, ``bsd200``)."""
+    key = name.lower()
+    if key not in SR_SETS:
+        raise ValueError(
+            f"Unknown SR dataset {name!r}; choose one of {', '.join(SR_SETS)}, or pass a folder."
+        )
+    folder = SR_SETS[key]
+    files = _sr_checksums()[folder]
+    return [
+        fetch_file(f"sr/{folder}/{filename}", digest, [], dataset=folder, algorithm="sha256")
+        for filename, digest in sorted(files.items())
+    ]
+
+
+def load_sr_images(name: str) -> list[tuple[str, torch.Tensor]]:
+    """``[(file stem, uint8 RGB tensor (3, H, W)), ...]`` for an SR set; grayscale becomes RGB."""
+    from ganlib.images import load_image
+
+    return [(p.stem, load_image(p)) for p in sr_image_paths(name)]

@@ -6,6 +6,10 @@ Convention for the whole course: images *inside models* are float tensors in [-1
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
 import torch
 
 
@@ -67,3 +71,54 @@ def check_images(
     if finite and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf values; check the data pipeline.")
     return x
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def load_image(path: str | os.PathLike, min_size: int = 1) -> torch.Tensor:
+    """Read an image file as a uint8 RGB tensor (3, H, W).
+
+    Grayscale is repeated to three channels, an alpha channel is dropped (composited on black),
+    16-bit images are scaled to 8 bits. Unreadable files raise a ``ValueError`` naming the file.
+
+    Args:
+        path: The image file.
+        min_size: Smallest allowed height and width in pixels.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No image at {path}.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if arr.max() > 255 else 255.0
+                im = Image.fromarray(np.round(arr * 255.0 / top).astype(np.uint8), mode="L")
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (0, 0, 0, 255))
+                im = Image.alpha_composite(background, im)
+            rgb = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path} is not a readable image (corrupt or truncated?): {err}") from None
+    h, w = rgb.shape[:2]
+    if h < min_size or w < min_size:
+        raise ValueError(f"{path} is {w}x{h} pixels; at least {min_size}x{min_size} is needed.")
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files in ``folder`` (sorted); a clear error when there is none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No folder at {folder}.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(
+            f"No images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)}). Point to a folder of HR images."
+        )
+    return files

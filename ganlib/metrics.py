@@ -89,7 +89,8 @@ def psnr(sr: torch.Tensor, hr: torch.Tensor, crop: int = 0, channel: str = "y") 
 
 def ssim(sr: torch.Tensor, hr: torch.Tensor, crop: int = 0, channel: str = "y") -> float:
     """Structural similarity (Wang et al. 2004): Gaussian window 11x11, sigma 1.5, K1 = 0.01,
-    K2 = 0.03, on [0, 255] data; averaged over the batch. Computed by torchmetrics.
+    K2 = 0.03, on [0, 255] data, averaged over windows that lie inside the image, then over the
+    batch. The SSIM map comes from torchmetrics.
 
     Args: as :func:`psnr`.
     """
@@ -98,7 +99,44 @@ def ssim(sr: torch.Tensor, hr: torch.Tensor, crop: int = 0, channel: str = "y") 
         raise ValueError(
             f"SSIM needs images of at least 11x11 after cropping, got {tuple(sr.shape[-2:])}."
         )
-    value = structural_similarity_index_measure(
-        sr, hr, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=255.0, k1=0.01, k2=0.03
+    _, ssim_map = structural_similarity_index_measure(
+        sr,
+        hr,
+        gaussian_kernel=True,
+        sigma=1.5,
+        kernel_size=11,
+        data_range=255.0,
+        k1=0.01,
+        k2=0.03,
+        return_full_image=True,
     )
-    return float(value)
+    # torchmetrics averages the map over reflect-padded borders too; the standard definition
+    # (Wang's ssim.m, 'valid' filtering; scikit-image) keeps only windows inside the image.
+    return float(ssim_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).mean())
+
+
+@torch.no_grad()
+def lpips(sr: torch.Tensor, hr: torch.Tensor, net: str = "alex") -> float:
+    """LPIPS perceptual distance (Zhang et al. 2018), lower is better; computed by torchmetrics.
+
+    Needs pretrained ImageNet backbone weights (downloaded once by torchvision); offline without
+    them this raises ``ganlib.fid.WeightsUnavailable``.
+    """
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    from ganlib.fid import WeightsUnavailable
+
+    sr, hr = to_255(sr, "sr") / 255.0, to_255(hr, "hr") / 255.0
+    if sr.shape != hr.shape:
+        raise ValueError(
+            f"sr and hr must have the same shape, got {tuple(sr.shape)} and {tuple(hr.shape)}."
+        )
+    try:
+        metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
+    except (OSError, RuntimeError) as err:
+        raise WeightsUnavailable(
+            f"LPIPS ({net}) needs pretrained backbone weights that could not be loaded ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}). torchvision downloads them once into "
+            "~/.cache/torch/hub/checkpoints; connect to the internet once, or report PSNR/SSIM only."
+        ) from None
+    return float(metric(sr.float(), hr.float()))

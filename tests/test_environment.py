@@ -22,7 +22,10 @@ def test_conda_and_pip_list_the_same_packages():
         pip.update(_name_and_spec(r) for r in extra if not r.startswith("ganlib"))
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     conda = {}
+    deps = []
     for dep in env["dependencies"]:
+        deps += dep["pip"] if isinstance(dep, dict) else [dep]
+    for dep in deps:
         name, spec = _name_and_spec(
             dep.replace("=", "==", 1) if re.match(r"^[\w\-]+=\d", dep) else dep
         )
