@@ -49,6 +49,35 @@ def _eval_sr(args) -> int:
     return 0
 
 
+def _upscale(args) -> int:
+    import time
+    from pathlib import Path
+
+    from PIL import Image
+
+    from ganlib.env import pick_device
+    from ganlib.images import load_image
+    from ganlib.sr import load_sr_model, upscale_tiled
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff"):
+        raise ValueError(
+            f"Write the result as a lossless image (.png, .bmp, .tif), not {out.suffix or 'no suffix'!r}."
+        )
+    device = pick_device(args.device)
+    model = load_sr_model(args.checkpoint, device)
+    lr = load_image(args.input, min_size=1)
+    start = time.perf_counter()
+    sr = upscale_tiled(model, lr, tile=args.tile)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sr.permute(1, 2, 0).numpy()).save(out)
+    h, w = lr.shape[1:]
+    print(
+        f"{args.input} ({w}x{h}) -> {out} ({sr.shape[2]}x{sr.shape[1]}) in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ganlib", description="GANs for image improvement."
@@ -91,6 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=_eval_sr)
+
+    up = sub.add_parser("upscale", help="super-resolve an image with a trained SR model, in tiles")
+    up.add_argument("input", help="the low-resolution image")
+    up.add_argument("output", help="where to write the result (.png)")
+    up.add_argument(
+        "--checkpoint", required=True, help="an SR model saved with ganlib.sr.save_sr_model"
+    )
+    up.add_argument(
+        "--tile",
+        type=int,
+        default=128,
+        help="LR tile side in pixels; memory grows with it, not with the image",
+    )
+    up.add_argument("--device", default="auto")
+    up.set_defaults(func=_upscale)
 
     args = parser.parse_args(argv)
     try:

@@ -43,3 +43,37 @@ def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 G_LOSSES = {"nonsaturating": g_loss_nonsaturating, "saturating": g_loss_saturating}
+
+
+class VGGContentLoss(torch.nn.Module):
+    """SRGAN's content loss: MSE between VGG19 feature maps (phi_5,4, before the last max-pool).
+
+    l_VGG = 1 / (W H) * sum (phi(I_HR) - phi(G(I_LR)))^2, with the features scaled by 1/12.75 as in
+    the paper so the loss has a magnitude comparable with pixel MSE. Inputs in [-1, 1].
+    Needs torchvision's ImageNet weights (downloaded once); offline this raises
+    ``ganlib.fid.WeightsUnavailable`` so the caller can choose a replacement and say so.
+    """
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models import VGG19_Weights, vgg19
+
+        from ganlib.fid import WeightsUnavailable
+
+        try:
+            vgg = vgg19(weights=VGG19_Weights.IMAGENET1K_V1)
+        except (OSError, RuntimeError) as err:
+            raise WeightsUnavailable(
+                f"VGG19 ImageNet weights could not be loaded ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+                "torchvision downloads them once (548 MB) into ~/.cache/torch/hub/checkpoints."
+            ) from None
+        self.features = vgg.features[:36].eval().requires_grad_(False)  # up to relu5_4
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def _phi(self, x: torch.Tensor) -> torch.Tensor:
+        x = ((x + 1) / 2 - self.mean) / self.std  # model range -> ImageNet normalisation
+        return self.features(x) / 12.75
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self._phi(fake), self._phi(real))

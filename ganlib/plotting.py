@@ -162,3 +162,52 @@ def interpolation_widget(run, z0: torch.Tensor, z1: torch.Tensor, frames: int = 
     box = widgets.VBox([slider, image, widgets.Image(value=figure_png(fig), format="png")])
     box.slider, box.image = slider, image
     return box
+
+
+def before_after_widget(
+    pairs: dict, labels: tuple[str, str] = ("before", "after"), width: int = 480
+):
+    """Compare two versions of an image with a wipe: left of the line ``before``, right ``after``.
+
+    Args:
+        pairs: ``{name: (before, after)}`` with uint8 tensors (3, H, W) of equal shape.
+        labels: Names of the two versions, shown in the title.
+        width: Display width in pixels.
+
+    Returns:
+        An ``ipywidgets.VBox``; ``box.dropdown``, ``box.slider`` and ``box.image`` are its parts.
+    """
+    import ipywidgets as widgets
+    from PIL import Image
+
+    for name, (a, b) in pairs.items():
+        if a.shape != b.shape or a.dtype != torch.uint8 or b.dtype != torch.uint8:
+            raise ValueError(
+                f"{name}: both versions must be uint8 (3, H, W) of one shape, got {a.shape}, {b.shape}."
+            )
+
+    def render(name: str, split: float) -> bytes:
+        a, b = pairs[name]
+        x = int(round(split * a.shape[2]))
+        mixed = torch.cat([a[:, :, :x], b[:, :, x:]], dim=2).clone()
+        if 0 < x < a.shape[2]:
+            mixed[:, :, max(x - 1, 0)] = 255  # the wipe line
+        buf = io.BytesIO()
+        Image.fromarray(mixed.permute(1, 2, 0).numpy()).save(buf, format="png")
+        return buf.getvalue()
+
+    names = list(pairs)
+    dropdown = widgets.Dropdown(options=names, value=names[0], description="image")
+    slider = widgets.FloatSlider(
+        value=0.5, min=0.0, max=1.0, step=0.01, description=f"{labels[0]} | {labels[1]}"
+    )
+    image = widgets.Image(value=render(names[0], 0.5), format="png", width=width)
+
+    def update(_=None):
+        image.value = render(dropdown.value, slider.value)
+
+    dropdown.observe(update, names="value")
+    slider.observe(update, names="value")
+    box = widgets.VBox([widgets.HBox([dropdown, slider]), image])
+    box.dropdown, box.slider, box.image = dropdown, slider, image
+    return box

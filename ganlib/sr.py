@@ -112,3 +112,153 @@ def format_sr_table(rows: list[dict], title: str) -> str:
     mean_ssim = sum(r["ssim"] for r in rows) / len(rows)
     lines.append(f"mean PSNR {mean_psnr:.2f} dB  SSIM {mean_ssim:.4f}")
     return "\n".join(lines)
+
+
+# --- Training data ------------------------------------------------------------------------------
+
+
+def make_pairs(
+    images: list[tuple[str, torch.Tensor]], scale: int, progress: bool = True
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(HR, LR) uint8 pairs: HR cropped to a multiple of ``scale``, LR by the protocol's bicubic.
+
+    LR images are cached in ``data/sr/cache`` (keyed by image name, size and scale), so only the
+    first run pays for the MATLAB-style resize.
+    """
+    from tqdm.auto import tqdm
+
+    from ganlib.data import data_root
+
+    cache_dir = data_root() / "sr" / "cache"
+    pairs = []
+    for name, hr in tqdm(images, desc=f"LR images x{scale}", disable=not progress):
+        hr = modcrop(hr, scale)
+        cached = cache_dir / f"{name}_{hr.shape[1]}x{hr.shape[2]}_x{scale}.pt"
+        lr = torch.load(cached, weights_only=True) if cached.is_file() else None
+        if lr is None or lr.shape != (3, hr.shape[1] // scale, hr.shape[2] // scale):
+            lr = make_lr(hr, scale)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp")
+            torch.save(lr, tmp)
+            tmp.replace(cached)
+        pairs.append((hr, lr))
+    return pairs
+
+
+class SRPatches:
+    """Endless batches of aligned (HR, LR) patches in [-1, 1], with random flips and 90-degree turns.
+
+    Patches are cut at the same place from an HR image and its LR version (LR position x scale =
+    HR position), as BasicSR does; flips and rotations are applied to both alike.
+
+    Args:
+        pairs: (HR, LR) uint8 pairs from :func:`make_pairs`.
+        scale: The SR factor.
+        patch: HR patch side in pixels (a multiple of ``scale``); SRGAN uses 96. Default: 96.
+        batch_size: Patches per batch. Default: 16.
+        seed: Seed of the sampler's own generator. Default: 0.
+        device: Where batches are delivered.
+        upsample_input: Deliver the LR patch bicubic-upscaled to HR size (for SRCNN). Default: False.
+    """
+
+    def __init__(
+        self,
+        pairs,
+        scale: int,
+        patch: int = 96,
+        batch_size: int = 16,
+        seed: int = 0,
+        device="cpu",
+        upsample_input: bool = False,
+    ):
+        if patch % scale:
+            raise ValueError(f"patch ({patch}) must be a multiple of the scale ({scale}).")
+        usable = [(hr, lr) for hr, lr in pairs if min(hr.shape[1:]) >= patch]
+        if not usable:
+            raise ValueError(
+                f"All {len(pairs)} training images are smaller than the {patch}px patch."
+            )
+        if len(usable) < len(pairs):
+            print(
+                f"SRPatches: skipping {len(pairs) - len(usable)} image(s) smaller than {patch}x{patch} pixels."
+            )
+        self.pairs, self.scale, self.patch, self.batch_size = usable, scale, patch, batch_size
+        self.upsample_input = upsample_input
+        self.device = torch.device(device)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g, s, lp = self.generator, self.scale, self.patch // self.scale
+        his, los = [], []
+        for k in torch.randint(len(self.pairs), (self.batch_size,), generator=g).tolist():
+            hr, lr = self.pairs[k]
+            y = int(torch.randint(lr.shape[1] - lp + 1, (1,), generator=g))
+            x = int(torch.randint(lr.shape[2] - lp + 1, (1,), generator=g))
+            h = hr[:, y * s : (y + lp) * s, x * s : (x + lp) * s]
+            l_ = lr[:, y : y + lp, x : x + lp]
+            turns, flip = (
+                int(torch.randint(4, (1,), generator=g)),
+                bool(torch.randint(2, (1,), generator=g)),
+            )
+            if flip:
+                h, l_ = h.flip(-1), l_.flip(-1)
+            l_ = torch.rot90(l_, turns, (1, 2))
+            his.append(torch.rot90(h, turns, (1, 2)))
+            los.append(imresize(l_, s) if self.upsample_input else l_)
+        hr_b = to_model_range(torch.stack(his)).to(self.device, non_blocking=True)
+        lr_b = to_model_range(torch.stack(los)).to(self.device, non_blocking=True)
+        return hr_b, lr_b  # (B, 3, P, P), (B, 3, P/s, P/s) or (B, 3, P, P) when upsampled
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+# --- Tiled inference ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def upscale_tiled(
+    model: nn.Module,
+    lr: torch.Tensor,
+    tile: int = 128,
+    overlap: int | None = None,
+    as_float: bool = False,
+) -> torch.Tensor:
+    """Upscale a uint8 LR image (3, h, w) in tiles, so memory does not grow with the image.
+
+    Each tile of ``tile`` x ``tile`` LR pixels is run with ``overlap`` extra pixels of real context
+    on every side (default: the model's receptive radius), and only its centre is kept. With
+    overlap >= the receptive radius, the result equals untiled inference up to float rounding.
+
+    Returns:
+        uint8 (3, s*h, s*w); with ``as_float``, the unquantised model output in [-1, 1] instead.
+    """
+    if lr.dtype != torch.uint8 or lr.ndim != 3 or lr.shape[0] != 3:
+        raise ValueError(
+            f"upscale_tiled takes a uint8 RGB image (3, h, w), got {lr.dtype} {tuple(lr.shape)}."
+        )
+    if tile < 8:
+        raise ValueError(f"tile must be at least 8 LR pixels, got {tile}.")
+    s = model.scale
+    overlap = getattr(model, "receptive_radius", 16) if overlap is None else overlap
+    device = next(model.parameters()).device
+    _, h, w = lr.shape
+    out = torch.empty(3, h * s, w * s, dtype=torch.float32 if as_float else torch.uint8)
+    x_full = to_model_range(lr[None])  # (1, 3, h, w), stays on the CPU
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
+            yb, xb = min(y1 + overlap, h), min(x1 + overlap, w)
+            y_tile = model(x_full[..., ya:yb, xa:xb].to(device)).float().cpu()
+            core = y_tile[0, :, (y0 - ya) * s : (y1 - ya) * s, (x0 - xa) * s : (x1 - xa) * s]
+            out[:, y0 * s : y1 * s, x0 * s : x1 * s] = (
+                core if as_float else (to_unit_range(core) * 255).round().byte()
+            )
+    return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganlib.checkpoint import load_checkpoint, load_module_state, save_checkpoint
@@ -116,12 +117,20 @@ def g_step(
     *,
     loss: str = "nonsaturating",
     precision: Precision | None = None,
+    content_loss=None,
+    target: torch.Tensor | None = None,
+    adv_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """(2) Update G: make D call G(z) real. Only G's weights change.
 
     Args:
-        loss (str): ``"nonsaturating"``: L_G = -E_z[log D(G(z))] (default), or
-            ``"saturating"``: L_G = E_z[log(1 - D(G(z)))], the value function's own term.
+        z: G's input: noise (B, z_dim), or a conditioning image (e.g. the LR image for SRGAN).
+        loss (str): ``"nonsaturating"``: L_adv = -E_z[log D(G(z))] (default), or
+            ``"saturating"``: L_adv = E_z[log(1 - D(G(z)))], the value function's own term.
+        content_loss: Optional ``f(G(z), target) -> loss`` added to the adversarial term, e.g.
+            SRGAN's VGG loss; then L_G = content + adv_weight * L_adv.
+        target: The paired real images for ``content_loss``.
+        adv_weight (float): Weight of the adversarial term. Default: 1.
     """
     if loss not in G_LOSSES:
         raise ValueError(f"loss must be one of {sorted(G_LOSSES)}, got {loss!r}.")
@@ -130,13 +139,45 @@ def g_step(
     D.requires_grad_(False)
     try:
         with precision.autocast():
-            fake_logits = D(G(z))
-            loss_G = G_LOSSES[loss](fake_logits)
+            fake = G(z)
+            loss_adv = G_LOSSES[loss](D(fake))
+            stats = {}
+            if content_loss is None:
+                loss_G = loss_adv
+            else:
+                loss_content = content_loss(fake.float(), target)
+                # L_G = L_content + adv_weight * L_adv
+                loss_G = loss_content + adv_weight * loss_adv
+                stats = {"loss_adv": loss_adv.detach(), "loss_content": loss_content.detach()}
         opt_G.zero_grad(set_to_none=True)
         precision.backward_step(loss_G, opt_G, "G")
     finally:
         D.requires_grad_(True)
-    return {"loss_G": loss_G.detach()}
+    return {"loss_G": loss_G.detach(), **stats}
+
+
+def _rng_state() -> dict:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _set_rng_state(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _check_config(saved: dict, current: dict, source: str) -> None:
+    if saved == current:
+        return
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    detail = ", ".join(f"{k}: {saved.get(k)!r} there vs {current.get(k)!r} here" for k in diff)
+    raise ValueError(
+        f"{source} was written by a run with different settings ({detail}). "
+        "Resume with the same settings, or use a new checkpoint folder."
+    )
 
 
 @dataclass
@@ -151,20 +192,32 @@ class GANRun:
             checkpoint made with different settings is refused on resume.
         g_loss: ``"nonsaturating"`` or ``"saturating"``.
         precision: Mixed-precision settings; default fp32 on CPU, bf16/fp16 on CUDA.
+        g_input: ``"noise"`` (G(z), z ~ N(0, I)) or ``"batch"``: batches are ``(real, input)``
+            pairs and G maps the input to a fake ``real`` (super-resolution, translation).
+        content_loss, adv_weight: Passed to :func:`g_step` (e.g. SRGAN's content loss and 1e-3).
     """
 
     G: nn.Module
     D: nn.Module
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
-    z_dim: int
+    z_dim: int | None = None
     config: dict = field(default_factory=dict)
     g_loss: str = "nonsaturating"
     precision: Precision | None = None
+    g_input: str = "noise"
+    content_loss: object = None
+    adv_weight: float = 1.0
     step: int = 0
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
+        if self.g_input not in ("noise", "batch"):
+            raise ValueError(f"g_input must be 'noise' or 'batch', got {self.g_input!r}.")
+        if self.g_input == "noise" and not self.z_dim:
+            raise ValueError(
+                "A GAN with g_input='noise' needs z_dim, the length of its noise vector."
+            )
         if self.precision is None:
             self.precision = Precision(self.device)
 
@@ -186,9 +239,6 @@ class GANRun:
             self.G.train(was_training)
 
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "step": self.step,
             "config": dict(self.config),
@@ -198,25 +248,12 @@ class GANRun:
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
             "precision": self.precision.state_dict(),
-            "rng": rng,
+            "rng": _rng_state(),
             "history": list(self.history),
         }
 
     def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
-        if state["config"] != self.config:
-            diff = sorted(
-                k
-                for k in set(state["config"]) | set(self.config)
-                if state["config"].get(k) != self.config.get(k)
-            )
-            detail = ", ".join(
-                f"{k}: {state['config'].get(k)!r} there vs {self.config.get(k)!r} here"
-                for k in diff
-            )
-            raise ValueError(
-                f"{source} was written by a run with different settings ({detail}). "
-                "Resume with the same settings, or use a new checkpoint folder."
-            )
+        _check_config(state["config"], self.config, source)
         load_module_state(self.G, state["G"], name="generator", source=source)
         load_module_state(self.D, state["D"], name="discriminator", source=source)
         self.opt_G.load_state_dict(state["opt_G"])
@@ -227,9 +264,7 @@ class GANRun:
             state["g_loss"],
             list(state["history"]),
         )
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        _set_rng_state(state["rng"])
 
 
 def _call_hooks(hooks, event: str, *args) -> None:
@@ -237,6 +272,99 @@ def _call_hooks(hooks, event: str, *args) -> None:
         fn = getattr(hook, event, None)
         if fn is not None:
             fn(*args)
+
+
+def _drive(
+    run,
+    batches,
+    steps,
+    step_fn,
+    *,
+    hooks,
+    log_every,
+    checkpoint_dir,
+    checkpoint_every,
+    resume,
+    progress,
+    desc,
+    on_record=None,
+):
+    """The loop shared by :func:`fit` and :func:`fit_supervised`: resume, progress, one host sync
+    per log window with a NaN/inf check, atomic checkpoints, hooks."""
+    from tqdm.auto import tqdm
+
+    if log_every < 1 or checkpoint_every < 1:
+        raise ValueError(
+            f"log_every and checkpoint_every must be >= 1, got {log_every} and {checkpoint_every}."
+        )
+    ckpt = Path(checkpoint_dir) / "latest.pt" if checkpoint_dir is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = load_checkpoint(ckpt, map_location=run.device)
+        run.load_state_dict(state, source=str(ckpt))
+        if hasattr(batches, "load_state_dict") and "batches" in state:
+            batches.load_state_dict(state["batches"])
+        print(f"Resumed from {ckpt} at step {run.step}.")
+
+    saved_step = None
+
+    def save() -> None:
+        nonlocal saved_step
+        state = run.state_dict()
+        if hasattr(batches, "state_dict"):
+            state["batches"] = batches.state_dict()
+        save_checkpoint(ckpt, state)
+        saved_step = run.step
+        _call_hooks(hooks, "on_checkpoint", run, ckpt)
+
+    sums: dict[str, torch.Tensor] = {}
+    count, t0 = 0, time.perf_counter()
+    bar = tqdm(total=steps, initial=run.step, disable=not progress, desc=desc)
+
+    def flush() -> dict | None:
+        nonlocal sums, count, t0
+        if count == 0:
+            return None
+        # The one host synchronisation per log window.
+        record = {"step": run.step, **{k: float(v) / count for k, v in sums.items()}}
+        record["seconds"] = time.perf_counter() - t0
+        sums, count, t0 = {}, 0, time.perf_counter()
+        bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            where = f" The last good checkpoint is {ckpt}." if ckpt and ckpt.is_file() else ""
+            raise TrainingDiverged(
+                f"{', '.join(bad)} became NaN/inf by step {run.step}.{where} Try a lower "
+                "learning rate, check the data for NaN pixels, or use precision='fp32'."
+            )
+        run.history.append(record)
+        return record
+
+    try:
+        while run.step < steps:
+            stats = step_fn(next(batches))
+            run.step += 1
+            for k, v in stats.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            count += 1
+            bar.update(1)
+            at_checkpoint = ckpt is not None and run.step % checkpoint_every == 0
+            if run.step % log_every == 0 or at_checkpoint or run.step == steps:
+                record = flush()  # also checks for NaN before anything is saved
+                if record is not None:
+                    shown = {
+                        k: f"{v:.3g}" for k, v in record.items() if k not in ("step", "seconds")
+                    }
+                    bar.set_postfix(shown)
+                    if on_record is not None:
+                        on_record(record)
+                    _call_hooks(hooks, "on_log", run, record)
+            if at_checkpoint:
+                save()
+        if ckpt is not None and saved_step != run.step:
+            save()
+    finally:
+        bar.close()
+    _call_hooks(hooks, "on_end", run)
+    return run.history
 
 
 def fit(
@@ -257,7 +385,8 @@ def fit(
     Args:
         run: The models, optimizers and state (see :class:`GANRun`).
         batches: An iterator of real image batches in [-1, 1] (e.g. :class:`ganlib.data.Batches`),
-            or of ``(images, labels)`` tuples, whose labels are ignored.
+            or of tuples: ``(images, labels)`` (labels ignored), or ``(real, input)`` pairs when
+            ``run.g_input == "batch"``.
         steps: Total number of iterations (one D step + one G step each), counting from step 0.
         hooks: Objects with optional ``on_log(run, record)``, ``on_checkpoint(run, path)`` and
             ``on_end(run)`` methods, for side effects only (plots, printing, saving).
@@ -275,99 +404,164 @@ def fit(
     Raises:
         TrainingDiverged: a loss became NaN/inf; the last good checkpoint is kept on disk.
     """
-    from tqdm.auto import tqdm
-
-    ckpt = Path(checkpoint_dir) / "latest.pt" if checkpoint_dir is not None else None
-    if resume and ckpt is not None and ckpt.is_file():
-        state = load_checkpoint(ckpt, map_location=run.device)
-        run.load_state_dict(state, source=str(ckpt))
-        if hasattr(batches, "load_state_dict") and "batches" in state:
-            batches.load_state_dict(state["batches"])
-        print(f"Resumed from {ckpt} at step {run.step}.")
-
-    saved_step = None
-
-    def save(path: Path) -> None:
-        nonlocal saved_step
-        state = run.state_dict()
-        if hasattr(batches, "state_dict"):
-            state["batches"] = batches.state_dict()
-        save_checkpoint(path, state)
-        saved_step = run.step
-        _call_hooks(hooks, "on_checkpoint", run, path)
-
     device = run.device
-    sums: dict[str, torch.Tensor] = {}
-    count, d_wins, t0 = 0, 0, time.perf_counter()
-    bar = tqdm(total=steps, initial=run.step, disable=not progress, desc="GAN training")
 
-    def flush() -> dict | None:
-        nonlocal sums, count, t0
-        if count == 0:
-            return None
-        # The one host synchronisation per log window.
-        record = {k: float(v) / count for k, v in sums.items()}
-        record = {"step": run.step, **record, "seconds": time.perf_counter() - t0}
-        sums, count = {}, 0
-        bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
-        if bad:
-            where = f" The last good checkpoint is {ckpt}." if ckpt and ckpt.is_file() else ""
-            raise TrainingDiverged(
-                f"{', '.join(bad)} became NaN/inf by step {run.step}.{where} Try a lower "
-                "learning rate, check the data for NaN pixels, or use precision='fp32'."
-            )
-        run.history.append(record)
-        return record
+    def step_fn(batch) -> dict[str, torch.Tensor]:
+        real = batch[0] if isinstance(batch, tuple | list) else batch
+        real = real.to(device, non_blocking=True)
+        if run.g_input == "batch":  # (real, input) pairs: G maps input -> fake real
+            z_d = z_g = batch[1].to(device, non_blocking=True)
+        else:
+            z_d, z_g = run.noise(real.shape[0]), run.noise(real.shape[0])
+        stats = d_step(run.G, run.D, run.opt_D, real, z_d, precision=run.precision)  # (1) D
+        return stats | g_step(  # (2) G
+            run.G,
+            run.D,
+            run.opt_G,
+            z_g,
+            loss=run.g_loss,
+            precision=run.precision,
+            content_loss=run.content_loss,
+            target=real,
+            adv_weight=run.adv_weight,
+        )
 
-    try:
-        while run.step < steps:
-            real = next(batches)
-            if isinstance(real, tuple | list):
-                real = real[0]
-            real = real.to(device, non_blocking=True)
-            stats = d_step(
-                run.G, run.D, run.opt_D, real, run.noise(real.shape[0]), precision=run.precision
-            )
-            stats |= g_step(
-                run.G,
-                run.D,
-                run.opt_G,
-                run.noise(real.shape[0]),
-                loss=run.g_loss,
-                precision=run.precision,
-            )
-            run.step += 1
-            for k, v in stats.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
-            count += 1
-            bar.update(1)
+    d_wins = 0
 
-            at_checkpoint = ckpt is not None and run.step % checkpoint_every == 0
-            if run.step % log_every == 0 or at_checkpoint or run.step == steps:
-                record = flush()  # also checks for NaN before anything is saved
-                if record is not None:
-                    bar.set_postfix(
-                        loss_D=f"{record['loss_D']:.3f}",
-                        loss_G=f"{record['loss_G']:.3f}",
-                        D_x=f"{record['D_x']:.2f}",
-                        D_G_z=f"{record['D_G_z']:.2f}",
-                    )
-                    d_wins = d_wins + 1 if record["loss_D"] < 0.05 else 0
-                    if d_wins == d_wins_patience:
-                        warnings.warn(
-                            f"The discriminator has won outright for {d_wins} logs in a row "
-                            f"(loss_D = {record['loss_D']:.4f} at step {run.step}): G gets almost "
-                            "no useful gradient. Lower D's learning rate, use the non-saturating "
-                            "loss, or restart from an earlier checkpoint.",
-                            stacklevel=2,
-                        )
-                    _call_hooks(hooks, "on_log", run, record)
-                    t0 = time.perf_counter()
-            if at_checkpoint:
-                save(ckpt)
-        if ckpt is not None and saved_step != run.step:
-            save(ckpt)
-    finally:
-        bar.close()
-    _call_hooks(hooks, "on_end", run)
-    return run.history
+    def watch(record: dict) -> None:
+        nonlocal d_wins
+        d_wins = d_wins + 1 if record["loss_D"] < 0.05 else 0
+        if d_wins == d_wins_patience:
+            warnings.warn(
+                f"The discriminator has won outright for {d_wins} logs in a row "
+                f"(loss_D = {record['loss_D']:.4f} at step {run.step}): G gets almost "
+                "no useful gradient. Lower D's learning rate, use the non-saturating "
+                "loss, or restart from an earlier checkpoint.",
+                stacklevel=4,
+            )
+
+    return _drive(
+        run,
+        batches,
+        steps,
+        step_fn,
+        hooks=hooks,
+        log_every=log_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        desc="GAN training",
+        on_record=watch,
+    )
+
+
+PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+
+@dataclass
+class SupervisedRun:
+    """State of a supervised image-to-image run (e.g. SRResNet with a pixel loss).
+
+    Args:
+        model: Maps an input batch to a prediction of the target batch.
+        optimizer: Its optimizer.
+        loss: ``"l1"`` or ``"mse"``.
+        config: Plain settings; a checkpoint with different settings is refused on resume.
+        precision: Mixed-precision settings; default fp32 on CPU, bf16/fp16 on CUDA.
+        scheduler: Optional learning-rate scheduler, stepped after every optimizer step.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss: str = "l1"
+    config: dict = field(default_factory=dict)
+    precision: Precision | None = None
+    scheduler: object = None
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.loss not in PIXEL_LOSSES:
+            raise ValueError(f"loss must be one of {sorted(PIXEL_LOSSES)}, got {self.loss!r}.")
+        if self.precision is None:
+            self.precision = Precision(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "config": dict(self.config),
+            "loss": self.loss,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "precision": self.precision.state_dict(),
+            "rng": _rng_state(),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
+        _check_config(state["config"], self.config, source)
+        load_module_state(self.model, state["model"], name="model", source=source)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state["precision"])
+        self.step, self.history = state["step"], list(state["history"])
+        _set_rng_state(state["rng"])
+
+
+def supervised_step(
+    run: SupervisedRun, target: torch.Tensor, inputs: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """One optimizer step on the pixel loss between ``model(inputs)`` and ``target``."""
+    with run.precision.autocast():
+        pred = run.model(inputs)
+    loss = PIXEL_LOSSES[run.loss](pred.float(), target)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.precision.backward_step(loss, run.optimizer, "model")
+    if run.scheduler is not None:
+        run.scheduler.step()
+    return {"loss": loss.detach()}
+
+
+def fit_supervised(
+    run: SupervisedRun,
+    batches,
+    steps: int,
+    *,
+    hooks: tuple = (),
+    log_every: int = 50,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Train ``run.model`` on ``(target, input)`` batches until ``run.step == steps``.
+
+    Same checkpoints, resume, NaN check, hooks and logging as :func:`fit`.
+    """
+    device = run.device
+
+    def step_fn(batch):
+        target, inputs = batch
+        target, inputs = target.to(device, non_blocking=True), inputs.to(device, non_blocking=True)
+        return supervised_step(run, target, inputs)
+
+    return _drive(
+        run,
+        batches,
+        steps,
+        step_fn,
+        hooks=hooks,
+        log_every=log_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        desc="training",
+    )

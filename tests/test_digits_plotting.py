@@ -69,3 +69,21 @@ def test_results_are_recorded_for_the_course(tmp_path, monkeypatch):
     assert data["figures"] == {"a": 1.5, "b": 2.0, "split": "test"} and data["profile"] == "smoke"
     with pytest.raises(ValueError, match="number, string or list"):
         record("01_x", bad=object())
+
+
+def test_before_after_wipe_moves_and_switches_images():
+    from ganlib.plotting import before_after_widget
+
+    dark, bright = (
+        torch.zeros(3, 8, 10, dtype=torch.uint8),
+        torch.full((3, 8, 10), 200, dtype=torch.uint8),
+    )
+    box = before_after_widget({"a": (dark, bright), "b": (bright, dark)})
+    first = box.image.value
+    box.slider.value = 0.9
+    assert box.image.value != first
+    moved = box.image.value
+    box.dropdown.value = "b"
+    assert box.image.value != moved
+    with pytest.raises(ValueError, match="one shape"):
+        before_after_widget({"x": (dark, bright[:, :4])})

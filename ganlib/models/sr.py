@@ -39,4 +39,113 @@ class SRCNN(nn.Module):
         return self.body(x)
 
 
-SR_MODELS: dict[str, type[nn.Module]] = {"srcnn": SRCNN}
+class ResidualBlock(nn.Module):
+    """SRResNet block: x + BN(conv(PReLU(BN(conv(x))))), 3x3 convolutions, width kept."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.PReLU(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # y = H(x) + x: the block only has to learn a correction to its input
+        return x + self.body(x)
+
+
+class SRResNet(nn.Module):
+    """SRResNet (Ledig et al. 2017), also SRGAN's generator: LR (B, C, h, w) -> HR (B, C, s*h, s*w).
+
+    conv 9x9 + PReLU -> ``n_blocks`` residual blocks -> conv + BN, plus the global skip from the
+    first features -> PixelShuffle x2 upsampling (log2(scale) times) -> conv 9x9. Inputs and outputs
+    in [-1, 1]; the output is not clamped (the quantisation step clamps).
+
+    Args:
+        scale (int): 2, 4 or 8. Default: 4.
+        n_blocks (int): Residual blocks; the paper uses 16. Default: 16.
+        width (int): Feature channels; the paper uses 64. Default: 64.
+        channels (int): Image channels. Default: 3.
+    """
+
+    pre_upsample = False
+
+    def __init__(self, scale: int = 4, n_blocks: int = 16, width: int = 64, channels: int = 3):
+        super().__init__()
+        if scale not in (2, 4, 8):
+            raise ValueError(
+                f"SRResNet upsamples by powers of two: scale must be 2, 4 or 8, got {scale}."
+            )
+        self.scale, self.channels = scale, channels
+        self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(n_blocks)])
+        self.fuse = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        )
+        up = []
+        for _ in range(scale.bit_length() - 1):  # log2(scale) stages of x2
+            # (B, w, h, w') -> (B, 4w, h, w') -> PixelShuffle -> (B, w, 2h, 2w')
+            up += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]
+        self.upsample = nn.Sequential(*up)
+        self.tail = nn.Conv2d(width, channels, 9, padding=4)
+
+    @property
+    def receptive_radius(self) -> int:
+        """How many LR pixels away an output pixel can see (for seamless tiled inference)."""
+        n_up = self.scale.bit_length() - 1
+        # head 9x9: 4; two 3x3 per block: 2n; fuse: 1; each upsampling conv: 1 pixel at its own
+        # resolution (<= 1 LR pixel); the tail 9x9 at HR: 4 HR pixels = 4/scale LR pixels.
+        return 4 + 2 * len(self.blocks) + 1 + n_up + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, channels=self.channels, name="SRResNet input", finite=False)
+        features = self.head(x)  # (B, w, h, w')
+        features = features + self.fuse(self.blocks(features))  # global skip
+        return self.tail(self.upsample(features))  # (B, C, s*h, s*w')
+
+
+class SRGANDiscriminator(nn.Module):
+    """SRGAN's discriminator: HR image (B, C, H, W) -> one logit per image (B,). Real = 1; no sigmoid.
+
+    Eight 3x3 conv-BN-LeakyReLU blocks, widths 64, 64, 128, 128, 256, 256, 512, 512 (times
+    ``width / 64``), stride 2 on every second one; then global average pooling (so any input size
+    works; the paper's 96x96 crops give 6x6 before it), dense 1024, LeakyReLU, dense 1.
+
+    Args:
+        width (int): Channels of the first block; the paper uses 64. Default: 64.
+        channels (int): Image channels. Default: 3.
+    """
+
+    def __init__(self, width: int = 64, channels: int = 3):
+        super().__init__()
+        self.channels = channels
+        layers, c_in = [], channels
+        for i, mult in enumerate((1, 1, 2, 2, 4, 4, 8, 8)):
+            c_out, stride = width * mult, 2 if i % 2 == 1 else 1
+            layers.append(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=i == 0))
+            if i > 0:  # no batch norm on the first block, as in the paper
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)  # (B, 8w, H/16, W/16)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(c_in, 16 * width),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(16 * width, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, channels=self.channels, name="SRGAN discriminator input", finite=False)
+        if min(x.shape[-2:]) < 16:
+            raise ValueError(
+                f"The SRGAN discriminator needs images of at least 16x16, got {tuple(x.shape[-2:])}."
+            )
+        return self.head(self.features(x)).flatten()
+
+
+SR_MODELS: dict[str, type[nn.Module]] = {"srcnn": SRCNN, "srresnet": SRResNet}
