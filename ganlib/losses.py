@@ -42,7 +42,25 @@ def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-G_LOSSES = {"nonsaturating": g_loss_nonsaturating, "saturating": g_loss_saturating}
+def d_loss_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge discriminator loss (SNGAN, Miyato et al. 2018; SAGAN):
+
+    L_D = E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))], with D(.) the raw logit.
+    """
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def g_loss_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge generator loss: L_G = -E_z[D(G(z))], with D(.) the raw logit."""
+    return -fake_logits.mean()
+
+
+G_LOSSES = {
+    "nonsaturating": g_loss_nonsaturating,
+    "saturating": g_loss_saturating,
+    "hinge": g_loss_hinge,
+}
+D_LOSSES = {"bce": d_loss, "hinge": d_loss_hinge}
 
 
 class VGGContentLoss(torch.nn.Module):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlib.checkpoint import load_checkpoint, load_module_state, save_checkpoint
-from ganlib.losses import G_LOSSES, d_loss
+from ganlib.losses import D_LOSSES, G_LOSSES
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,19 +91,27 @@ def d_step(
     z: torch.Tensor,
     *,
     precision: Precision | None = None,
+    loss: str = "bce",
 ) -> dict[str, torch.Tensor]:
-    """(1) Update D: maximise log D(x) + log(1 - D(G(z))). Only D's weights change."""
+    """(1) Update D: maximise log D(x) + log(1 - D(G(z))). Only D's weights change.
+
+    Args:
+        loss (str): ``"bce"``: L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))] (default), or
+            ``"hinge"``: L_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))] on the logits l.
+    """
+    if loss not in D_LOSSES:
+        raise ValueError(f"D loss must be one of {sorted(D_LOSSES)}, got {loss!r}.")
     precision = precision or Precision(real.device, "fp32")
     with torch.no_grad(), precision.autocast():
         fake = G(z)  # no graph through G: this step does not train it
     with precision.autocast():
         real_logits, fake_logits = D(real), D(fake)
-        # L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
-        loss = d_loss(real_logits, fake_logits)
+        # L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]  (or the hinge form)
+        loss_D = D_LOSSES[loss](real_logits, fake_logits)
     opt_D.zero_grad(set_to_none=True)
-    precision.backward_step(loss, opt_D, "D")
+    precision.backward_step(loss_D, opt_D, "D")
     return {
-        "loss_D": loss.detach(),
+        "loss_D": loss_D.detach(),
         "D_x": torch.sigmoid(real_logits.detach().float()).mean(),
         "D_G_z": torch.sigmoid(fake_logits.detach().float()).mean(),
     }
@@ -190,7 +198,8 @@ class GANRun:
         z_dim: Length of the noise vector G takes.
         config: Plain settings that define the run (architecture, learning rates, ...). A
             checkpoint made with different settings is refused on resume.
-        g_loss: ``"nonsaturating"`` or ``"saturating"``.
+        g_loss: ``"nonsaturating"``, ``"saturating"`` or ``"hinge"``.
+        d_loss: ``"bce"`` (default) or ``"hinge"``.
         precision: Mixed-precision settings; default fp32 on CPU, bf16/fp16 on CUDA.
         g_input: ``"noise"`` (G(z), z ~ N(0, I)) or ``"batch"``: batches are ``(real, input)``
             pairs and G maps the input to a fake ``real`` (super-resolution, translation).
@@ -204,6 +213,7 @@ class GANRun:
     z_dim: int | None = None
     config: dict = field(default_factory=dict)
     g_loss: str = "nonsaturating"
+    d_loss: str = "bce"
     precision: Precision | None = None
     g_input: str = "noise"
     content_loss: object = None
@@ -413,7 +423,7 @@ def fit(
             z_d = z_g = batch[1].to(device, non_blocking=True)
         else:
             z_d, z_g = run.noise(real.shape[0]), run.noise(real.shape[0])
-        stats = d_step(run.G, run.D, run.opt_D, real, z_d, precision=run.precision)  # (1) D
+        stats = d_step(run.G, run.D, run.opt_D, real, z_d, precision=run.precision, loss=run.d_loss)
         return stats | g_step(  # (2) G
             run.G,
             run.D,

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from ganlib.losses import d_loss, g_loss_nonsaturating, g_loss_saturating
@@ -47,3 +48,24 @@ def test_losses_are_stable_for_extreme_logits():
     big = torch.tensor([1e4, -1e4])
     for value in (d_loss(big, -big), g_loss_nonsaturating(big), g_loss_saturating(big)):
         assert torch.isfinite(value)
+
+
+def test_hinge_losses_by_hand():
+    from ganlib.losses import d_loss_hinge, g_loss_hinge
+
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.25])
+    # L_D = mean(max(0, 1 - real)) + mean(max(0, 1 + fake))
+    expected = (0.0 + 0.5) / 2 + (0.0 + 1.25) / 2
+    assert math.isclose(d_loss_hinge(real, fake).item(), expected, rel_tol=1e-6)
+    assert math.isclose(g_loss_hinge(fake).item(), (3.0 - 0.25) / 2, rel_tol=1e-6)
+
+
+def test_hinge_choice_reaches_the_steps():
+    from ganlib.train import d_step
+    from tests.test_train import tiny_run
+
+    run = tiny_run()
+    with pytest.raises(ValueError, match="bce"):
+        d_step(run.G, run.D, run.opt_D, torch.zeros(2, 1, 28, 28), run.noise(2), loss="wgan")
+    stats = d_step(run.G, run.D, run.opt_D, torch.zeros(2, 1, 28, 28), run.noise(2), loss="hinge")
+    assert 0.0 <= float(stats["loss_D"]) <= 4.0

@@ -61,7 +61,7 @@ def test_g_step_updates_only_the_generator_and_leaves_no_grads_on_D():
 def test_g_step_rejects_unknown_loss():
     run = tiny_run()
     with pytest.raises(ValueError, match="nonsaturating"):
-        g_step(run.G, run.D, run.opt_G, run.noise(2), loss="hinge")
+        g_step(run.G, run.D, run.opt_G, run.noise(2), loss="wasserstein")
 
 
 def test_fp16_without_cuda_is_refused():
