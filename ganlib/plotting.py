@@ -76,14 +76,24 @@ class LiveView:
     """A ``fit`` hook: losses, D(x) and D(G(z)), and a fixed-noise grid, redrawn in place.
 
     Args:
-        fixed_z: The noise vectors whose samples are shown every time (so you watch the *same*
-            digits improve).
+        fixed_z: G's inputs shown every time (so you watch the *same* samples improve): noise
+            vectors, or fixed LR images for super-resolution.
         every: Redraw every this many logs. Default: 1.
         title: Figure title.
+        sample_title: Title of the sample grid. Default: "fixed noise".
+        nrow: Images per row in the grid. Default: 8.
     """
 
-    def __init__(self, fixed_z: torch.Tensor, every: int = 1, title: str = "training"):
+    def __init__(
+        self,
+        fixed_z: torch.Tensor,
+        every: int = 1,
+        title: str = "training",
+        sample_title: str = "fixed noise",
+        nrow: int = 8,
+    ):
         self.fixed_z, self.every, self.title = fixed_z, every, title
+        self.sample_title, self.nrow = sample_title, nrow
         self.handle = None
         self.logs = 0
         self.enabled = _in_notebook()
@@ -93,7 +103,8 @@ class LiveView:
             1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]}
         )
         plot_history(run.history, axes[:2])
-        show_grid(run.sample(self.fixed_z), f"fixed noise, step {run.step}", ax=axes[2])
+        samples = run.sample(self.fixed_z)
+        show_grid(samples, f"{self.sample_title}, step {run.step}", nrow=self.nrow, ax=axes[2])
         fig.suptitle(self.title)
         return figure_png(fig)
 
