@@ -171,3 +171,14 @@ def test_upscale_command_writes_a_four_times_larger_png(tmp_path, capsys):
         == 2
     )
     assert "lossless" in capsys.readouterr().err
+
+
+def test_tiny_and_odd_sized_images_upscale():
+    model = tiny_srresnet().eval()
+    for h, w in ((1, 1), (3, 5), (17, 9)):
+        out = upscale_tiled(model, torch.randint(0, 256, (3, h, w), dtype=torch.uint8), tile=8)
+        assert out.shape == (3, 4 * h, 4 * w) and out.dtype == torch.uint8
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        upscale_tiled(model, torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="at least 8"):
+        upscale_tiled(model, torch.zeros(3, 8, 8, dtype=torch.uint8), tile=4)
