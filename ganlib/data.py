@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
+import operator
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,6 +35,10 @@ _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 class DatasetUnavailable(FileNotFoundError):
     """A dataset is not in the cache or mirror and could not be downloaded."""
+
+
+class IncompleteDownload(OSError):
+    """The server closed the connection before sending the whole file."""
 
 
 def data_root() -> Path:
@@ -70,25 +77,130 @@ def _atomic_copy(src: Path, dest: Path) -> None:
 
 
 def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
-    """Download ``url`` to ``dest`` through a temporary file: ``dest`` never holds a partial body."""
+    """Download ``url`` to ``dest`` through a temporary file: ``dest`` never holds a partial body.
+
+    Args:
+        url: The file's address.
+        dest: Where to put it.
+        timeout (float): Seconds to wait for the connection, and for each read, before giving up.
+            Default: 30.
+
+    Raises:
+        urllib.error.HTTPError: The server answered with an error status (404, 500, ...).
+        IncompleteDownload: The body is shorter than its Content-Length (the connection dropped).
+        OSError: No connection, or no data for ``timeout`` seconds (``TimeoutError``).
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            expected = resp.headers.get("Content-Length", "")
             shutil.copyfileobj(resp, out, length=1 << 20)
+            got = out.tell()
+        # http.client returns a short body without complaint when the server hangs up early.
+        if expected.isdigit() and got != int(expected):
+            raise IncompleteDownload(
+                f"truncated download: the connection closed after {got} of {expected} bytes"
+            )
         os.replace(tmp, dest)
+    except http.client.HTTPException as err:  # IncompleteRead, BadStatusLine: not OSErrors
+        raise IncompleteDownload(f"broken HTTP response ({type(err).__name__}: {err})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
+def _is_transient(err: Exception) -> bool:
+    """Whether trying the same URL again may help: server errors, timeouts, dropped connections.
+
+    A 404, a refused connection, no DNS (offline) or a wrong checksum will not change in a second.
+    """
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code >= 500 or err.code in (408, 429)
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    return isinstance(
+        reason, TimeoutError | ConnectionResetError | ConnectionAbortedError | IncompleteDownload
+    )
+
+
+def _describe(err: Exception, timeout: float) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(reason, TimeoutError):
+        return f"timed out (no data for {timeout:g} s)"
+    if isinstance(reason, str | IncompleteDownload):
+        return str(reason)
+    return f"{type(reason).__name__}: {reason}"
+
+
+def _checksum_problem(path: Path, algorithm: str, digest: str, checksum: str) -> str:
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    what = (
+        " The server sent an HTML page (an error or login page?), not the file."
+        if head.startswith((b"<!doctype html", b"<html"))
+        else ""
+    )
+    return (
+        f"downloaded file failed its {algorithm} checksum (got {digest[:12]}..., "
+        f"expected {checksum[:12]}...; removed).{what}"
+    )
+
+
+def _try_download(url: str, dest: Path, checksum: str, algorithm: str, timeout: float):
+    """One attempt: download beside ``dest``, check the checksum, only then move it into place.
+
+    Returns ``(None, False)`` on success, else ``(what went wrong, whether a retry may help)``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    staged = Path(staged)
+    try:
+        download(url, staged, timeout=timeout)
+        digest = file_digest(staged, algorithm)
+        if digest != checksum:
+            return _checksum_problem(staged, algorithm, digest, checksum), False
+        os.replace(staged, dest)
+        return None, False
+    except (OSError, http.client.HTTPException) as err:  # URLError and HTTPError are OSErrors
+        if isinstance(err, urllib.error.HTTPError):
+            err.close()
+        return _describe(err, timeout), _is_transient(err)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def fetch_file(
-    relpath: str, checksum: str, urls: list[str], *, dataset: str, algorithm: str = "md5"
+    relpath: str,
+    checksum: str,
+    urls: list[str],
+    *,
+    dataset: str,
+    algorithm: str = "md5",
+    timeout: float = 30.0,
+    retries: int = 2,
+    retry_wait: float = 1.0,
 ) -> Path:
     """Return a verified local copy of ``relpath`` (relative to the cache and the mirror).
 
-    Tries the cache, then the mirror, then each URL; every candidate must match ``checksum``.
-    Raises :class:`DatasetUnavailable` listing every place tried.
+    Tries the cache, then the mirror, then each URL; every candidate must match ``checksum``
+    before it is put at its final place, so a partial or wrong file is never taken for the data.
+
+    Args:
+        relpath: Path of the file inside the cache and the mirror, e.g. ``"MNIST/raw/x.gz"``.
+        checksum: Expected hex digest.
+        urls: Download addresses, tried in order.
+        dataset: Name used in the error message.
+        algorithm (str): ``"md5"`` or ``"sha256"``. Default: ``"md5"``.
+        timeout (float): Seconds without data before a download attempt is given up. Default: 30.
+        retries (int): Extra attempts per URL after a transient failure (HTTP 5xx, timeout,
+            dropped connection). Default: 2.
+        retry_wait (float): Seconds before the first retry, doubled for each next one. Default: 1.
+
+    Raises:
+        DatasetUnavailable: listing every place tried and what went wrong there.
     """
     dest = data_root() / relpath
     tried = []
@@ -114,15 +226,20 @@ def fetch_file(
             return dest
 
     for url in urls:
-        try:
-            download(url, dest)
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            tried.append(f"{url}: {getattr(err, 'reason', err)}")
-            continue
-        if file_digest(dest, algorithm) == checksum:
-            return dest
-        dest.unlink()
-        tried.append(f"{url}: downloaded file failed its {algorithm} checksum")
+        problems = []
+        for attempt in range(retries + 1):
+            if attempt:
+                time.sleep(retry_wait * 2 ** (attempt - 1))
+            problem, transient = _try_download(url, dest, checksum, algorithm, timeout)
+            if problem is None:
+                return dest
+            problems.append(problem)
+            if not transient:
+                break
+        if len(problems) > 1 and len(set(problems)) == 1:
+            tried.append(f"{url}: {problems[0]} ({len(problems)} attempts)")
+        else:
+            tried.append(f"{url}: " + "; then ".join(problems))
 
     raise DatasetUnavailable(
         f"{dataset}: could not get {relpath}.\nTried:\n  - "
@@ -255,6 +372,17 @@ class Batches:
     def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int = 0):
         if not tensors:
             raise ValueError("Batches needs at least one tensor.")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, torch.Tensor):
+                raise ValueError(
+                    f"Batches takes torch tensors, but argument {i} is a {type(t).__name__}. "
+                    "Convert it first, e.g. with torch.as_tensor(x)."
+                )
+            if t.ndim == 0:
+                raise ValueError(
+                    f"Tensor {i} given to Batches is a single number (shape ()); it needs a first "
+                    "dimension that counts the examples, shape (N, ...)."
+                )
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
             raise ValueError(
@@ -265,6 +393,15 @@ class Batches:
                 raise ValueError(
                     f"Tensor {i} given to Batches contains NaN or inf values; fix the data first."
                 )
+        if n == 0:
+            raise ValueError(
+                "Batches got an empty dataset (0 examples). Check that the data loaded: the "
+                "folder, the split, or a filter that removed everything."
+            )
+        try:
+            batch_size = operator.index(batch_size)
+        except TypeError:
+            raise ValueError(f"batch_size must be a whole number, got {batch_size!r}.") from None
         if not 0 < batch_size <= n:
             raise ValueError(f"batch_size must be in 1..{n} (the dataset size), got {batch_size}.")
         self.tensors, self.batch_size, self.n = tensors, batch_size, n

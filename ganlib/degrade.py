@@ -34,6 +34,11 @@ def _as_hwc_float(img) -> tuple[np.ndarray, bool]:
         raise ValueError(f"Images must be uint8 or float in [0, 1], got dtype {arr.dtype}.")
     if not np.isfinite(arr).all():
         raise ValueError("The image contains NaN or inf values.")
+    if arr.size and (arr.min() < -1e-6 or arr.max() > 1 + 1e-6):
+        raise ValueError(
+            f"Float images must be in [0, 1], got values in [{arr.min():.3f}, {arr.max():.3f}]. "
+            "Convert model outputs with ganlib.images.to_unit_range, or pass uint8."
+        )
     return arr.astype(np.float64) * 255.0, is_tensor
 
 
@@ -47,6 +52,8 @@ def imresize(img, scale: float) -> torch.Tensor:
     Returns:
         uint8 tensor (C, round(H*scale), round(W*scale)).
     """
+    if not (isinstance(scale, int | float) and np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}.")
     arr, _ = _as_hwc_float(img)
     h, w = arr.shape[:2]
     out_h, out_w = round(h * scale), round(w * scale)
@@ -66,6 +73,8 @@ def imresize(img, scale: float) -> torch.Tensor:
 
 def modcrop(img: torch.Tensor, scale: int) -> torch.Tensor:
     """Crop (C, H, W) so H and W are multiples of ``scale`` (bottom/right rows go), as SR papers do."""
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}.")
     h, w = img.shape[-2:]
     if h < scale or w < scale:
         raise ValueError(f"A {h}x{w} image is smaller than the scale factor {scale}.")
@@ -77,6 +86,8 @@ def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
 
     ``hr`` must already have sides divisible by ``scale`` (see :func:`modcrop`).
     """
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}.")
     h, w = hr.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(

@@ -50,6 +50,8 @@ def check_images(
     if x.ndim != 4:
         hint = " Add a batch dimension with x.unsqueeze(0)." if x.ndim == 3 else ""
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}.{hint}")
+    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name} has no pixels or no images: shape {tuple(x.shape)}.")
     if channels is not None and x.shape[1] != channels:
         fix = (
             " Convert grayscale to RGB with x.expand(-1, 3, -1, -1)."

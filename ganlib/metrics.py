@@ -26,6 +26,10 @@ def to_255(img: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise ValueError(
             f"{name} must be (C, H, W) or (B, C, H, W) with C = 1 or 3, got {tuple(img.shape)}."
         )
+    if img.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (0 images).")
+    if img.shape[2] == 0 or img.shape[3] == 0:
+        raise ValueError(f"{name} has no pixels: its size is {img.shape[2]}x{img.shape[3]}.")
     if img.dtype == torch.uint8:
         return img.double()
     if not img.is_floating_point():

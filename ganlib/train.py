@@ -284,6 +284,16 @@ def _call_hooks(hooks, event: str, *args) -> None:
             fn(*args)
 
 
+def _check_model_range(images: torch.Tensor, what: str) -> None:
+    """One-time check (it waits for the device) that a batch is in the model range [-1, 1]."""
+    lo, hi = (float(v) for v in images.aminmax())
+    if lo < -1.01 or hi > 1.01:
+        raise ValueError(
+            f"{what} must be in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]. Convert uint8 or [0, 1] "
+            "images with ganlib.images.to_model_range."
+        )
+
+
 def _drive(
     run,
     batches,
@@ -308,6 +318,10 @@ def _drive(
             f"log_every and checkpoint_every must be >= 1, got {log_every} and {checkpoint_every}."
         )
     ckpt = Path(checkpoint_dir) / "latest.pt" if checkpoint_dir is not None else None
+    if ckpt is not None and ckpt.parent.is_dir():
+        # Half-written files from a run killed mid-save; never read, only wasting disk.
+        for stale in ckpt.parent.glob(f".{ckpt.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
         state = load_checkpoint(ckpt, map_location=run.device)
         run.load_state_dict(state, source=str(ckpt))
@@ -415,10 +429,14 @@ def fit(
         TrainingDiverged: a loss became NaN/inf; the last good checkpoint is kept on disk.
     """
     device = run.device
+    checked: list[bool] = []  # the range check runs on the first batch only
 
     def step_fn(batch) -> dict[str, torch.Tensor]:
         real = batch[0] if isinstance(batch, tuple | list) else batch
         real = real.to(device, non_blocking=True)
+        if not checked:
+            _check_model_range(real, "Real images")
+            checked.append(True)
         if run.g_input == "batch":  # (real, input) pairs: G maps input -> fake real
             z_d = z_g = batch[1].to(device, non_blocking=True)
         else:
@@ -557,8 +575,13 @@ def fit_supervised(
     """
     device = run.device
 
+    checked: list[bool] = []
+
     def step_fn(batch):
         target, inputs = batch
+        if not checked:
+            _check_model_range(target, "Targets")
+            checked.append(True)
         target, inputs = target.to(device, non_blocking=True), inputs.to(device, non_blocking=True)
         return supervised_step(run, target, inputs)
 

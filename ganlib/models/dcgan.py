@@ -55,6 +55,10 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}.")
+        if not z.is_floating_point():
+            raise ValueError(
+                f"z must be float noise, e.g. torch.randn(B, {self.z_dim}); got {z.dtype}."
+            )
         return self.net(z[:, :, None, None])
 
 

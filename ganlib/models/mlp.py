@@ -32,6 +32,10 @@ class MLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (B, {self.z_dim}), got {tuple(z.shape)}.")
+        if not z.is_floating_point():
+            raise ValueError(
+                f"z must be float noise, e.g. torch.randn(B, {self.z_dim}); got {z.dtype}."
+            )
         return self.net(z).view(-1, 1, self.image_size, self.image_size)  # (B, 1, 28, 28)
 
 
