@@ -87,6 +87,15 @@ def _min_samples(n_real: int, n_fake: int, needed: int, what: str) -> None:
         )
 
 
+def _paired_metric(metric_cls, features: str, device, **kwargs):
+    """A torchmetrics real-vs-fake metric on digit or Inception features (clear error offline)."""
+    try:
+        module = DigitFeatures() if features == "digits" else 2048
+        return metric_cls(feature=module, normalize=True, **kwargs).to(device)
+    except (OSError, RuntimeError) as err:
+        raise _inception_error(err) from None
+
+
 @torch.no_grad()
 def fid(
     real: torch.Tensor,
@@ -105,11 +114,7 @@ def fid(
     _check_features(features)
     dims = DigitFeatures.num_features if features == "digits" else 2048
     _min_samples(len(real), len(fake), dims + 1, f"FID ({FEATURE_NAMES[features]})")
-    try:
-        module = DigitFeatures() if features == "digits" else 2048
-        metric = FrechetInceptionDistance(feature=module, normalize=True).to(device)
-    except (OSError, RuntimeError) as err:
-        raise _inception_error(err) from None
+    metric = _paired_metric(FrechetInceptionDistance, features, device)
     _feed(metric, real, features, device, batch_size, real=True)
     _feed(metric, fake, features, device, batch_size, real=False)
     return float(metric.compute())
@@ -133,14 +138,9 @@ def kid(
 
     _check_features(features)
     _min_samples(len(real), len(fake), subset_size, f"KID with subset_size={subset_size}")
-    try:
-        module = DigitFeatures() if features == "digits" else 2048
-        metric = KernelInceptionDistance(
-            feature=module, subsets=subsets, subset_size=subset_size, normalize=True
-        )
-    except (OSError, RuntimeError) as err:
-        raise _inception_error(err) from None
-    metric = metric.to(device)
+    metric = _paired_metric(
+        KernelInceptionDistance, features, device, subsets=subsets, subset_size=subset_size
+    )
     _feed(metric, real, features, device, batch_size, real=True)
     _feed(metric, fake, features, device, batch_size, real=False)
     mean, std = metric.compute()
