@@ -18,7 +18,7 @@ endif
 
 ARGS ?=
 
-.PHONY: setup course test lint format lab clean-venv
+.PHONY: setup course test student lint format lab clean-venv
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ test: $(STAMP)
 	$(PY) -m ruff check ganlib tests notebooks scripts
 	$(PY) -m ruff format --check ganlib tests notebooks scripts
 	$(PY) -m pytest $(ARGS)
+
+# Student versions of the notebooks (nbgrader: solutions stubbed, hidden tests removed) in student/.
+student: $(STAMP)
+	$(PY) -m ganlib student
 
 lint: $(STAMP)
 	$(PY) -m ruff check ganlib tests notebooks scripts

@@ -78,6 +78,14 @@ def _upscale(args) -> int:
     return 0
 
 
+def _student(args) -> int:
+    from ganlib.student import write_student_versions
+
+    written = write_student_versions(args.out)
+    print(f"{len(written)} student notebook(s) in {args.out or 'student/'}; solutions are stubs.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ganlib", description="GANs for image improvement."
@@ -135,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--device", default="auto")
     up.set_defaults(func=_upscale)
+
+    st = sub.add_parser(
+        "student",
+        help="write student versions of the notebooks (solutions stubbed, hidden tests removed)",
+    )
+    st.add_argument("--out", default=None, help="output folder (default: student/)")
+    st.set_defaults(func=_student)
 
     args = parser.parse_args(argv)
     try:

@@ -17,6 +17,7 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,14 @@ class Precision:
             self.scalers.setdefault(name, torch.amp.GradScaler("cuda")).load_state_dict(s)
 
 
+def _loss_fn(loss, table: dict, what: str):
+    if callable(loss):
+        return loss
+    if loss not in table:
+        raise ValueError(f"{what} must be one of {sorted(table)} or a function, got {loss!r}.")
+    return table[loss]
+
+
 def d_step(
     G: nn.Module,
     D: nn.Module,
@@ -91,23 +100,23 @@ def d_step(
     z: torch.Tensor,
     *,
     precision: Precision | None = None,
-    loss: str = "bce",
+    loss: str | Callable = "bce",
 ) -> dict[str, torch.Tensor]:
     """(1) Update D: maximise log D(x) + log(1 - D(G(z))). Only D's weights change.
 
     Args:
-        loss (str): ``"bce"``: L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))] (default), or
-            ``"hinge"``: L_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))] on the logits l.
+        loss: ``"bce"``: L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))] (default), or
+            ``"hinge"``: L_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))] on the logits l,
+            or a function ``f(real_logits, fake_logits) -> loss`` (e.g. your own, from an exercise).
     """
-    if loss not in D_LOSSES:
-        raise ValueError(f"D loss must be one of {sorted(D_LOSSES)}, got {loss!r}.")
+    loss_fn = _loss_fn(loss, D_LOSSES, "D loss")
     precision = precision or Precision(real.device, "fp32")
     with torch.no_grad(), precision.autocast():
         fake = G(z)  # no graph through G: this step does not train it
     with precision.autocast():
         real_logits, fake_logits = D(real), D(fake)
         # L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]  (or the hinge form)
-        loss_D = D_LOSSES[loss](real_logits, fake_logits)
+        loss_D = loss_fn(real_logits, fake_logits)
     opt_D.zero_grad(set_to_none=True)
     precision.backward_step(loss_D, opt_D, "D")
     return {
@@ -123,7 +132,7 @@ def g_step(
     opt_G: torch.optim.Optimizer,
     z: torch.Tensor,
     *,
-    loss: str = "nonsaturating",
+    loss: str | Callable = "nonsaturating",
     precision: Precision | None = None,
     content_loss=None,
     target: torch.Tensor | None = None,
@@ -134,21 +143,21 @@ def g_step(
     Args:
         z: G's input: noise (B, z_dim), or a conditioning image (e.g. the LR image for SRGAN).
         loss (str): ``"nonsaturating"``: L_adv = -E_z[log D(G(z))] (default), or
-            ``"saturating"``: L_adv = E_z[log(1 - D(G(z)))], the value function's own term.
+            ``"saturating"``: L_adv = E_z[log(1 - D(G(z)))], the value function's own term, or a
+            function ``f(fake_logits) -> loss``.
         content_loss: Optional ``f(G(z), target) -> loss`` added to the adversarial term, e.g.
             SRGAN's VGG loss; then L_G = content + adv_weight * L_adv.
         target: The paired real images for ``content_loss``.
         adv_weight (float): Weight of the adversarial term. Default: 1.
     """
-    if loss not in G_LOSSES:
-        raise ValueError(f"loss must be one of {sorted(G_LOSSES)}, got {loss!r}.")
+    loss_fn = _loss_fn(loss, G_LOSSES, "G loss")
     precision = precision or Precision(z.device, "fp32")
     # Gradients flow *through* D to G, but D's own weight gradients are not needed here.
     D.requires_grad_(False)
     try:
         with precision.autocast():
             fake = G(z)
-            loss_adv = G_LOSSES[loss](D(fake))
+            loss_adv = loss_fn(D(fake))
             stats = {}
             if content_loss is None:
                 loss_G = loss_adv

@@ -64,6 +64,20 @@ def test_g_step_rejects_unknown_loss():
         g_step(run.G, run.D, run.opt_G, run.noise(2), loss="wasserstein")
 
 
+def test_steps_take_a_loss_function_with_the_same_result_as_its_name():
+    from ganlib.losses import d_loss, g_loss_nonsaturating
+
+    results = []
+    for d_loss_arg, g_loss_arg in (("bce", "nonsaturating"), (d_loss, g_loss_nonsaturating)):
+        torch.manual_seed(0)
+        run = tiny_run()
+        x, z = torch.rand(4, 1, 28, 28) * 2 - 1, run.noise(4)
+        stats = d_step(run.G, run.D, run.opt_D, x, z, loss=d_loss_arg)
+        stats |= g_step(run.G, run.D, run.opt_G, z, loss=g_loss_arg)
+        results.append({k: float(v) for k, v in stats.items()})
+    assert results[0] == results[1]
+
+
 def test_fp16_without_cuda_is_refused():
     with pytest.raises(ValueError, match="CUDA"):
         Precision("cpu", "fp16")
