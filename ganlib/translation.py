@@ -838,43 +838,63 @@ def translate_image(G: nn.Module, img: torch.Tensor, task: str, multiple: int) -
 # --- Memory -----------------------------------------------------------------------------------
 
 
-def cyclegan_memory_probe(size: int, width: int = 64, n_blocks: int = 9, steps: int = 2) -> dict:
-    """Peak resident memory (RSS) of CycleGAN training steps at ``size`` x ``size``, batch 1.
+def cyclegan_memory_probe(
+    size: int, width: int = 64, n_blocks: int = 9, steps: int = 2, device: str = "cpu"
+) -> dict:
+    """Peak memory of CycleGAN training steps at ``size`` x ``size``, batch 1.
 
-    Run it in a fresh process (the peak RSS of a process never goes down): it builds the full
-    CycleGAN (two ResNet generators, two 70x70 PatchGANs, Adam), takes ``steps`` steps and returns
-    the RSS after imports, the peak and their difference in MiB, and the parameter count.
+    Builds the full CycleGAN (two ResNet generators, two 70x70 PatchGANs with instance norm, Adam)
+    and takes ``steps`` steps. On CPU it reports the process's peak resident memory (RSS): run it
+    in a fresh process, since the peak RSS of a process never goes down. On CUDA it reports
+    ``torch.cuda.max_memory_allocated`` (tensors) and ``max_memory_reserved`` (the allocator's
+    cache) during the steps.
+
+    Returns:
+        ``size``, ``params`` and, in MiB: ``base_mib`` (before building), ``peak_mib``, and
+        ``training_mib`` = peak - base; on CUDA also ``reserved_mib``.
     """
     import resource
 
     from ganlib.models.pix2pix import PatchDiscriminator
     from ganlib.models.resnet import ResnetImageGenerator
 
-    def rss_peak_mib() -> float:
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+
+    def peak_mib() -> float:
+        if cuda:
+            return torch.cuda.max_memory_allocated(dev) / 2**20
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
-    base = rss_peak_mib()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+    base = peak_mib()
     torch.manual_seed(0)
-    nets = [ResnetImageGenerator(3, 3, width, n_blocks) for _ in range(2)]
-    nets += [PatchDiscriminator(3, width, 3, norm="instance") for _ in range(2)]
+    nets = [ResnetImageGenerator(3, 3, width, n_blocks).to(dev) for _ in range(2)]
+    nets += [PatchDiscriminator(3, width, 3, norm="instance").to(dev) for _ in range(2)]
     run = CycleGANRun(
         *nets,
         opt_G=torch.optim.Adam(itertools.chain(*(n.parameters() for n in nets[:2])), 2e-4),
         opt_D=torch.optim.Adam(itertools.chain(*(n.parameters() for n in nets[2:])), 2e-4),
         steps=steps,
     )
-    a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
+    a = torch.rand(1, 3, size, size, device=dev) * 2 - 1
+    b = torch.rand(1, 3, size, size, device=dev) * 2 - 1
     for _ in range(steps):
         _, fa, fb = cyclegan_g_step(run, a, b)
         cyclegan_d_step(run, a, b, fa, fb)
-    peak = rss_peak_mib()
-    return {
+    peak = peak_mib()
+    out = {
         "size": size,
+        "device": dev.type,
         "base_mib": base,
         "peak_mib": peak,
         "training_mib": peak - base,
         "params": sum(p.numel() for n in nets for p in n.parameters()),
     }
+    if cuda:
+        out["reserved_mib"] = torch.cuda.max_memory_reserved(dev) / 2**20
+    return out
 
 
 def activation_elements(model: nn.Module, x: torch.Tensor) -> int:
