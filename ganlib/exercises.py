@@ -28,7 +28,10 @@ def fallback(fn: Callable, reference: Callable, name: str | None = None) -> Call
             f"fallback needs two functions, got {type(fn).__name__} and {type(reference).__name__}."
         )
     label = name or getattr(fn, "__name__", "the exercise")
-    ref_name = f"{reference.__module__}.{reference.__qualname__}"
+    # A function (ganlib.losses.d_loss) or a module instance (a ResidualBlock) both work.
+    ref_name = getattr(reference, "__qualname__", None) or f"this {type(reference).__name__}"
+    if getattr(reference, "__module__", None) and hasattr(reference, "__qualname__"):
+        ref_name = f"{reference.__module__}.{ref_name}"
     noticed = False
 
     @functools.wraps(fn)

@@ -62,12 +62,12 @@ def find_exercises(nb, name: str = "the notebook") -> list[Exercise]:
                 f"{where} has nbgrader markers but no nbgrader metadata; give it "
                 '{"nbgrader": {"solution": true, ...}} (see ganlib/student.py).'
             )
-        for key in ("grade_id",):
-            if meta and not meta.get(key):
-                raise ValueError(f"{where}: nbgrader metadata without a {key}.")
-        if meta.get("grade_id") in seen:
-            raise ValueError(f"{where}: grade_id {meta['grade_id']!r} is used twice.")
-        seen.add(meta.get("grade_id"))
+        if meta:
+            if not meta.get("grade_id"):
+                raise ValueError(f"{where}: nbgrader metadata without a grade_id.")
+            if meta["grade_id"] in seen:
+                raise ValueError(f"{where}: grade_id {meta['grade_id']!r} is used twice.")
+            seen.add(meta["grade_id"])
         if not (meta.get("solution") and cell.cell_type == "code"):
             continue
         if BEGIN_SOLUTION not in cell.source or END_SOLUTION not in cell.source:
@@ -127,6 +127,9 @@ def run_allowing_errors(
     from papermill.parameterize import parameterize_notebook
 
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.setdefault("papermill", {})  # what papermill's parameterizer expects to find
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
     nb = parameterize_notebook(nb, {"checkpoint_root": str(out_dir / "checkpoints")})
     env = {"GANLIB_PROFILE": profile, "GANLIB_RESULTS_DIR": str(out_dir)}
     saved = {k: os.environ.get(k) for k in env}
