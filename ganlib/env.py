@@ -73,3 +73,9 @@ def describe(profile: str, device: torch.device, seed: int) -> str:
             f" ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
         )
     return f"profile={profile} | device={where} | seed={seed} | torch {torch.__version__}"
+
+
+def default_checkpoint_root(default: str = "../checkpoints") -> str:
+    """Where notebooks keep checkpoints: ``$GANLIB_CHECKPOINT_ROOT`` (set on Colab to a Google
+    Drive folder by :func:`ganlib.colab.setup_colab`), else ``default``."""
+    return os.environ.get("GANLIB_CHECKPOINT_ROOT") or default
