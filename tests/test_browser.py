@@ -79,6 +79,7 @@ def lab(tmp_path):
             "jupyterlab",
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.allow_root=True",
             f"--ServerApp.port={port}",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}",
@@ -140,7 +141,7 @@ def test_notebook_runs_in_jupyterlab_with_widgets(lab):
                 timeout=120_000,
             )
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator('.lm-Menu-item[data-command="notebook:run-all-cells"]').click()
+            page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
             # Done when no prompt is queued or running ("[*]:"), stably, after something ran.
             page.wait_for_function(
                 """() => {
