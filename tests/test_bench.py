@@ -1,0 +1,77 @@
+"""The benchmark machinery on tiny sizes: both loops really train; the output has its structure.
+
+No timing assertions: these sizes say nothing about speed.
+"""
+
+import math
+
+import pytest
+import torch
+
+from benchmarks import sr_memory
+from benchmarks import train_throughput as tt
+
+ROW_KEYS = {"ms_per_step", "ms", "images_per_s", "speedup", "losses", "params_changed"}
+
+
+def check_rows(result: dict, names: list[str]) -> None:
+    assert list(result["rows"]) == ["reference", *names]
+    for name, row in result["rows"].items():
+        assert ROW_KEYS <= set(row), name
+        assert row["params_changed"], f"{name}: some parameter tensor did not change"
+        assert row["losses"] and all(math.isfinite(v) for v in row["losses"].values()), name
+        assert len(row["ms"]) == result["schedule"]["rounds"]
+        assert row["ms_per_step"] > 0 and row["images_per_s"] > 0
+    assert result["rows"]["reference"]["speedup"] == pytest.approx(1.0)
+
+
+def test_dcgan_reference_and_ganlib_train_with_worker_processes(mirror_available):
+    names = ["ganlib", "ganlib, data via DataLoader", "ganlib + channels_last"]
+    result = tt.bench_model("dcgan", "tiny", names, workers=2, log=lambda *_: None)
+    check_rows(result, names)
+    table = tt.format_table(result)
+    assert "| reference |" in table and "| ganlib + channels_last |" in table
+
+
+@pytest.mark.parametrize("model", ["srresnet", "srgan", "pix2pix", "cyclegan"])
+def test_other_models_train_in_both_loops(model, mirror_available):
+    result = tt.bench_model(model, "tiny", ["ganlib"], workers=0, log=lambda *_: None)
+    check_rows(result, ["ganlib"])
+
+
+def test_reference_dataset_matches_ganlib_range(mirror_available):
+    data = tt.load_data("dcgan", tt.SIZES["tiny"]["dcgan"])
+    it = tt.reference_loader("dcgan", data, tt.SIZES["tiny"]["dcgan"], torch.device("cpu"), 0)
+    images, _ = next(it)
+    assert images.shape == (8, 1, 28, 28) and images.dtype == torch.float32
+    # ToTensor + Normalize(0.5, 0.5) gives ganlib's model range exactly: (x/255 - 0.5) / 0.5
+    from ganlib.images import to_model_range
+
+    assert set(images.flatten().tolist()) <= set(to_model_range(data).flatten().tolist())
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def test_bf16_is_refused_on_cpu(mirror_available):
+    data = tt.load_data("dcgan", tt.SIZES["tiny"]["dcgan"])
+    with pytest.raises(ValueError, match="CUDA"):
+        tt.make_runner(
+            "dcgan",
+            "ganlib + bf16 autocast",
+            data,
+            tt.SIZES["tiny"]["dcgan"],
+            0,
+            torch.device("cpu"),
+        )
+
+
+def test_memory_probe_in_a_subprocess(mirror_available):
+    mem = tt.peak_memory_subprocess("dcgan", "ganlib", "tiny", steps=1, workers=0)
+    # torch alone takes well over 100 MiB; a report of 0 or of the parent's peak would be wrong
+    assert 100 < mem["rss_mib"] < 4000
+
+
+def test_sr_memory_probe_tiled_and_untiled():
+    tiled = sr_memory.probe(32, tiled=True, tile=16, n_blocks=1, width=8)
+    untiled = sr_memory.probe(32, tiled=False, n_blocks=1, width=8)
+    for r in (tiled, untiled):
+        assert r["output"] == [3, 128, 128] and r["rss_mib"] > 100 and r["seconds"] > 0
