@@ -86,7 +86,23 @@ def _student(args) -> int:
     return 0
 
 
+def _bench(argv: list[str]) -> int:
+    try:
+        from benchmarks.train_throughput import main as bench_main
+    except ImportError:
+        print(
+            "error: the benchmarks are not part of the installed package; run "
+            "`python -m ganlib bench` from the repository root (where benchmarks/ is).",
+            file=sys.stderr,
+        )
+        return 2
+    return bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # every later option goes to benchmarks/train_throughput.py
+        return _bench(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m ganlib", description="GANs for image improvement."
     )
@@ -150,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     st.add_argument("--out", default=None, help="output folder (default: student/)")
     st.set_defaults(func=_student)
+
+    sub.add_parser(
+        "bench",
+        help="training throughput and memory, ganlib's loop vs a tutorial-style loop "
+        "(options: python -m ganlib bench --help)",
+    )
 
     args = parser.parse_args(argv)
     try:
