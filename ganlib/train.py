@@ -101,6 +101,7 @@ def d_step(
     *,
     precision: Precision | None = None,
     loss: str | Callable = "bce",
+    fake: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """(1) Update D: maximise log D(x) + log(1 - D(G(z))). Only D's weights change.
 
@@ -108,11 +109,15 @@ def d_step(
         loss: ``"bce"``: L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))] (default), or
             ``"hinge"``: L_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))] on the logits l,
             or a function ``f(real_logits, fake_logits) -> loss`` (e.g. your own, from an exercise).
+        fake: G(z) computed already (it is detached here); then ``z`` is not used.
     """
     loss_fn = _loss_fn(loss, D_LOSSES, "D loss")
     precision = precision or Precision(real.device, "fp32")
-    with torch.no_grad(), precision.autocast():
-        fake = G(z)  # no graph through G: this step does not train it
+    if fake is not None:
+        fake = fake.detach()
+    else:
+        with torch.no_grad(), precision.autocast():
+            fake = G(z)  # no graph through G: this step does not train it
     with precision.autocast():
         real_logits, fake_logits = D(real), D(fake)
         # L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]  (or the hinge form)
@@ -137,6 +142,7 @@ def g_step(
     content_loss=None,
     target: torch.Tensor | None = None,
     adv_weight: float = 1.0,
+    fake: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """(2) Update G: make D call G(z) real. Only G's weights change.
 
@@ -149,14 +155,16 @@ def g_step(
             SRGAN's VGG loss; then L_G = content + adv_weight * L_adv.
         target: The paired real images for ``content_loss``.
         adv_weight (float): Weight of the adversarial term. Default: 1.
+        fake: G(z) computed already, *with* its graph (e.g. the one the D step used); then G is
+            not run again.
     """
     loss_fn = _loss_fn(loss, G_LOSSES, "G loss")
-    precision = precision or Precision(z.device, "fp32")
+    precision = precision or Precision((z if fake is None else fake).device, "fp32")
     # Gradients flow *through* D to G, but D's own weight gradients are not needed here.
     D.requires_grad_(False)
     try:
         with precision.autocast():
-            fake = G(z)
+            fake = G(z) if fake is None else fake
             loss_adv = loss_fn(D(fake))
             stats = {}
             if content_loss is None:
@@ -412,6 +420,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     d_wins_patience: int = 5,
+    share_fake: bool = False,
 ) -> list[dict]:
     """Train ``run`` until ``run.step == steps``: :func:`d_step` then :func:`g_step`, repeated.
 
@@ -430,6 +439,9 @@ def fit(
         resume: Continue from ``checkpoint_dir/latest.pt`` when it exists.
         progress: Show a tqdm progress bar.
         d_wins_patience: Warn when D wins outright (loss_D < 0.05) for this many logs in a row.
+        share_fake: Run G once per iteration, as the PyTorch DCGAN example does: the D step uses
+            G(z) detached and the G step the same G(z) with its graph (one G forward fewer per
+            step; G's graph is held during the D step). Default: False (fresh noise, G run twice).
 
     Returns:
         ``run.history``: one dict per log with step, loss_D, loss_G, D_x, D_G_z and seconds.
@@ -450,7 +462,13 @@ def fit(
             z_d = z_g = batch[1].to(device, non_blocking=True)
         else:
             z_d, z_g = run.noise(real.shape[0]), run.noise(real.shape[0])
-        stats = d_step(run.G, run.D, run.opt_D, real, z_d, precision=run.precision, loss=run.d_loss)
+        fake = None
+        if share_fake:
+            with run.precision.autocast():
+                fake = run.G(z_d)  # with its graph: the G step backpropagates through it
+        stats = d_step(
+            run.G, run.D, run.opt_D, real, z_d, precision=run.precision, loss=run.d_loss, fake=fake
+        )
         return stats | g_step(  # (2) G
             run.G,
             run.D,
@@ -461,6 +479,7 @@ def fit(
             content_loss=run.content_loss,
             target=real,
             adv_weight=run.adv_weight,
+            fake=fake,
         )
 
     d_wins = 0
