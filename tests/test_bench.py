@@ -75,3 +75,36 @@ def test_sr_memory_probe_tiled_and_untiled():
     untiled = sr_memory.probe(32, tiled=False, n_blocks=1, width=8)
     for r in (tiled, untiled):
         assert r["output"] == [3, 128, 128] and r["rss_mib"] > 100 and r["seconds"] > 0
+
+
+def test_share_fake_runs_G_once_per_step_and_matches_the_two_pass_gradients():
+    from ganlib.models import DCGANDiscriminator, DCGANGenerator
+    from ganlib.train import GANRun, d_step, fit, g_step
+
+    def make():
+        torch.manual_seed(0)
+        G, D = DCGANGenerator(16, 8), DCGANDiscriminator(8)
+        opt = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (G, D)]
+        return GANRun(G, D, opt[0], opt[1], z_dim=16)
+
+    real, z = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 16)
+    a, b = make(), make()
+    # the shared fake gives the same D step and the same G step as running G twice on the same z
+    sa = d_step(a.G, a.D, a.opt_D, real, z)
+    sb = d_step(b.G, b.D, b.opt_D, real, None, fake=b.G(z))
+    assert torch.allclose(sa["loss_D"], sb["loss_D"])
+    sa = g_step(a.G, a.D, a.opt_G, z)
+    sb = g_step(b.G, b.D, b.opt_G, None, fake=b.G(z))
+    assert torch.allclose(sa["loss_G"], sb["loss_G"])
+    for p, q in zip(a.G.parameters(), b.G.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+
+    calls = []
+    run = make()
+    run.G.register_forward_hook(lambda *_: calls.append(1))
+    before = tt.snapshot([run.G, run.D])
+    fit(run, iter(lambda: real, None), 3, share_fake=True, progress=False)
+    assert len(calls) == 3 and tt.changed(before, [run.G, run.D])
+    calls.clear()
+    fit(run, iter(lambda: real, None), 5, progress=False)
+    assert len(calls) == 4  # the default runs G twice per step
