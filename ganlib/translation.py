@@ -116,6 +116,12 @@ def stylise(x: torch.Tensor) -> torch.Tensor:
     return (t * 2.0 - 1.0).to(x.dtype)
 
 
+def is_grayscale(img: torch.Tensor) -> bool:
+    """Whether a uint8 RGB image (3, H, W) has three equal channels (a gray photo stored as RGB)."""
+    _check_uint8_rgb(img)
+    return bool(torch.equal(img[0], img[1]) and torch.equal(img[1], img[2]))
+
+
 def make_source(img: torch.Tensor, task: str) -> torch.Tensor:
     """The source image of ``task`` for the photo ``img`` (uint8 RGB (3, H, W)), as uint8."""
     if task not in TASKS:

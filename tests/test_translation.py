@@ -27,6 +27,7 @@ from ganlib.translation import (
     fit_cyclegan,
     fit_pix2pix,
     grid_crops,
+    is_grayscale,
     linear_decay,
     load_folder,
     luma,
@@ -132,6 +133,11 @@ def test_load_folder(tmp_path):
     assert [tuple(i.shape) for i in imgs] == [(3, 10, 12), (3, 10, 12)]
     with pytest.raises(ValueError, match="at least 16x16"):
         load_folder(tmp_path, min_size=16)
+
+
+def test_is_grayscale():
+    assert is_grayscale(photo()[:1].expand(3, -1, -1))
+    assert not is_grayscale(photo())
 
 
 def test_split_pairs():
