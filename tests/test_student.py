@@ -86,3 +86,42 @@ def test_student_version_fails_exactly_its_exercise_tests(path, tmp_path):
             o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
         )
         assert "NOTICE: exercise" in text, "the fallback notice was not shown"
+
+
+@pytest.mark.notebook
+def test_nbgrader_grades_our_markup_as_is(tmp_path):
+    """nbgrader's own pipeline on notebook 01: full marks for the instructor version, none for the stubs."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nbgrader.api import Gradebook
+
+    path = NOTEBOOKS[0]
+    course = tmp_path / "course"
+    (course / "source" / "hw").mkdir(parents=True)
+    shutil.copy(path, course / "source" / "hw" / path.name)
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader calls `alembic` from the venv
+    env = os.environ | {
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+        "GANLIB_PROFILE": "smoke",
+    }
+
+    def nbgrader(*args):
+        cmd = [sys.executable, "-m", "nbgrader", *args, "--CourseDirectory.root=."]
+        done = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    nbgrader("generate_assignment", "hw")
+    released = course / "release" / "hw" / path.name
+    assert "raise NotImplementedError()" in released.read_text()
+    for student, source in (("teacher", path), ("learner", released)):
+        (course / "submitted" / student / "hw").mkdir(parents=True)
+        shutil.copy(source, course / "submitted" / student / "hw" / path.name)
+    nbgrader("autograde", "hw", "--ExecutePreprocessor.timeout=1200")
+    points = sum(ex.points for ex in find_exercises(nbformat.read(path, as_version=4)))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_submission("hw", "teacher").score == points
+        assert gb.find_submission("hw", "learner").score == 0
