@@ -49,7 +49,10 @@ def probe(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    out = upscale_tiled(model, lr, tile=tile) if tiled else model_upscaler(model, device)(lr)
+    if side == 0:  # baseline: the process with torch, ganlib and the model loaded, no inference
+        out = torch.empty(3, 0, 0)
+    else:
+        out = upscale_tiled(model, lr, tile=tile) if tiled else model_upscaler(model, device)(lr)
     seconds = time.perf_counter() - t0
     result = {
         "side": side,
@@ -83,10 +86,13 @@ def main(argv=None) -> int:
     p.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     p.add_argument("--tiled", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.probe:
+    if args.probe is not None:
         print(json.dumps(probe(args.probe, args.tiled, args.tile, device=args.device)))
         return 0
-    rows = []
+    base = probe_subprocess(0, False, args.tile, args.device)
+    rows = [base]
+    mem = base.get("cuda_max_allocated_mib", base["rss_mib"])
+    print(f"baseline (torch + ganlib + SRResNet loaded, no inference): {mem:.0f} MiB")
     print("| LR input | output | mode | peak RSS MiB | seconds |")
     print("|---|---|---|---:|---:|")
     for side in args.sizes:

@@ -112,9 +112,11 @@ DEFAULT_VARIANTS = {
             "ganlib, data via DataLoader",
             "ganlib, sync every step",
             "ganlib + channels_last",
+            "ganlib + foreach Adam",
             "ganlib + fused Adam",
+            "ganlib + share_fake",
         ],
-        "other": ["ganlib", "ganlib + channels_last"],
+        "other": ["ganlib"],
     },
     "full": {
         "dcgan": [
@@ -124,8 +126,10 @@ DEFAULT_VARIANTS = {
             "ganlib + channels_last",
             "ganlib + foreach Adam",
             "ganlib + fused Adam",
+            "ganlib + share_fake",
             "ganlib + torch.compile",
         ],
+        "srgan": ["ganlib", "ganlib + channels_last", "ganlib + share_fake"],
         "other": ["ganlib", "ganlib, data via DataLoader", "ganlib + channels_last"],
     },
 }
@@ -712,6 +716,7 @@ def bench_model(
         losses = runners[name].losses()
         row.update(
             ms_per_step=med,
+            ms_mean=statistics.mean(row["ms"]),  # includes the reference's worker restarts
             ms_min=min(row["ms"]),
             ms_max=max(row["ms"]),
             images_per_s=runners[name].images_per_step * 1000 / med,
@@ -820,8 +825,9 @@ def format_table(result: dict, memory: dict | None = None) -> str:
         f"### {r['model']} ({r['profile']}: {r['size']}; warm-up {r['schedule']['warmup']} steps, "
         f"{r['schedule']['rounds']} windows of {r['schedule']['window']} steps)",
         "",
-        "| loop | ms/step (median) | min-max | images/s | vs reference | peak RSS MiB (main + worker) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| loop | ms/step (median) | min-max | mean | images/s | vs reference | "
+        "peak RSS MiB (main + worker) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in r["rows"].items():
         mem = (memory or {}).get(name)
@@ -831,6 +837,7 @@ def format_table(result: dict, memory: dict | None = None) -> str:
         extra = f" (compile {row['compile_s']:.1f} s)" if "compile_s" in row else ""
         lines.append(
             f"| {name}{extra} | {row['ms_per_step']:.1f} | {row['ms_min']:.1f}-{row['ms_max']:.1f} | "
+            f"{row['ms_mean']:.1f} | "
             f"{row['images_per_s']:.1f} | {row['speedup']:.2f}x | {m} |"
         )
     return "\n".join(lines)
