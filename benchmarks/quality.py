@@ -83,6 +83,8 @@ def run(profile: str, loops=("reference", "ganlib"), workers: int = 2, log=print
             out["dcgan"].setdefault(loop, []).append(score)
             log(f"dcgan {loop} seed {seed}: FID {score:.2f} ({time.perf_counter() - t0:.0f} s)")
             del r
+            if "share_fake" in tt.VARIANTS.get(loop, {}):
+                continue  # an option of the GAN loop only; SRResNet trains without a D
             t0 = time.perf_counter()
             r = tt.make_runner(
                 "srresnet", loop, sr_data, cfg["sr"], seed, torch.device("cpu"), workers
@@ -104,6 +106,8 @@ def summary(out: dict) -> str:
         ("srresnet", "SRResNet Set5 PSNR (dB)"),
     ):
         for loop, vals in out[key].items():
+            if not vals:
+                continue
             per = ", ".join(f"{v:.2f}" for v in vals)
             lines.append(f"| {what} | {loop} | {per} | {statistics.mean(vals):.2f} |")
     return "\n".join(lines)
