@@ -850,10 +850,10 @@ def cyclegan_memory_probe(
     """Peak memory of CycleGAN training steps at ``size`` x ``size``, batch 1.
 
     Builds the full CycleGAN (two ResNet generators, two 70x70 PatchGANs with instance norm, Adam)
-    and takes ``steps`` steps. On CPU it reports the process's peak resident memory (RSS): run it
-    in a fresh process, since the peak RSS of a process never goes down. On CUDA it reports
-    ``torch.cuda.max_memory_allocated`` (tensors) and ``max_memory_reserved`` (the allocator's
-    cache) during the steps.
+    and takes ``steps`` steps. On CPU it reports the process's peak resident memory (RSS,
+    ``VmHWM`` on Linux): run it in a fresh process, since the peak RSS of a process never goes
+    down. On CUDA it reports ``torch.cuda.max_memory_allocated`` (tensors) and
+    ``max_memory_reserved`` (the allocator's cache) during the steps.
 
     Returns:
         ``size``, ``params`` and, in MiB: ``base_mib`` (before building), ``peak_mib``, and
@@ -870,7 +870,14 @@ def cyclegan_memory_probe(
     def peak_mib() -> float:
         if cuda:
             return torch.cuda.max_memory_allocated(dev) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        # VmHWM: this address space's peak RSS. ru_maxrss would do elsewhere, but Linux carries it
+        # over from the parent across fork + exec, so a child of a big process reports the parent's.
+        status = Path("/proc/self/status")
+        if status.is_file():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB -> MiB
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux/BSD: KiB
 
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
