@@ -7,6 +7,7 @@ executed notebooks, their recorded figures and the table to ``runs/<timestamp>/`
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import time
@@ -63,6 +64,22 @@ def parse_params(items: list[str] | None) -> dict:
     return params
 
 
+@contextlib.contextmanager
+def notebook_environment(profile: str, out_dir: Path):
+    """Set ``GANLIB_PROFILE`` and ``GANLIB_RESULTS_DIR`` for kernels started inside; restore after."""
+    env = {"GANLIB_PROFILE": profile, "GANLIB_RESULTS_DIR": str(out_dir)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_notebook(
     notebook: Path,
     out_dir: Path,
@@ -76,31 +93,24 @@ def run_notebook(
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / notebook.name
     params = {"checkpoint_root": str(out_dir / "checkpoints"), **(params or {})}
-    saved = {k: os.environ.get(k) for k in ("GANLIB_PROFILE", "GANLIB_RESULTS_DIR")}
-    os.environ["GANLIB_PROFILE"], os.environ["GANLIB_RESULTS_DIR"] = profile, str(out_dir)
     start = time.perf_counter()
     status, error = "ok", ""
     try:
-        pm.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=params,
-            cwd=str(notebook.parent),
-            kernel_name="python3",
-            progress_bar=False,
-            execution_timeout=timeout,
-        )
+        with notebook_environment(profile, out_dir):
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=params,
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
     except pm.PapermillExecutionError as err:
         first_line = str(err.evalue).strip().splitlines()[0][:300] if err.evalue else ""
         status, error = "failed", f"cell {err.exec_count}: {err.ename}: {first_line}"
     except Exception as err:  # kernel died, timeout, ...: report, keep going with the next one
         status, error = "failed", f"{type(err).__name__}: {err}"
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     seconds = time.perf_counter() - start
     figures_file = out_dir / f"{notebook.stem}.json"
     figures = json.loads(figures_file.read_text())["figures"] if figures_file.is_file() else {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from ganlib.course import REPO, find_notebooks
+from ganlib.course import REPO, find_notebooks, notebook_environment
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -131,24 +131,15 @@ def run_allowing_errors(
     for cell in nb.cells:
         cell.metadata.setdefault("tags", [])
     nb = parameterize_notebook(nb, {"checkpoint_root": str(out_dir / "checkpoints")})
-    env = {"GANLIB_PROFILE": profile, "GANLIB_RESULTS_DIR": str(out_dir)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        client = NotebookClient(
-            nb,
-            timeout=timeout,
-            kernel_name="python3",
-            allow_errors=True,
-            resources={"metadata": {"path": str(Path(path).parent)}},
-        )
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(Path(path).parent)}},
+    )
+    with notebook_environment(profile, out_dir):
         client.execute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     errored = [
         i
         for i, cell in enumerate(nb.cells)
