@@ -827,13 +827,12 @@ def format_table(result: dict, memory: dict | None = None) -> str:
         f"### {r['model']} ({r['profile']}: {r['size']}; warm-up {r['schedule']['warmup']} steps, "
         f"{r['schedule']['rounds']} windows of {r['schedule']['window']} steps)",
         "",
-        "| loop | ms/step (median) | min-max | mean | images/s | vs reference | "
-        "peak RSS MiB (main + worker) |",
+        "| loop | ms/step (median) | min-max | mean | images/s | vs reference | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in r["rows"].items():
         mem = (memory or {}).get(name)
-        m = "" if mem is None else f"{mem['rss_mib']:.0f} + {mem['worker_rss_mib']:.0f}"
+        m = "" if mem is None else f"{mem['rss_mib']:.0f}"  # main process; see RESULTS.md
         if mem and "cuda_max_allocated_mib" in mem:
             m += f" (CUDA {mem['cuda_max_allocated_mib']:.0f})"
         extra = f" (compile {row['compile_s']:.1f} s)" if "compile_s" in row else ""
