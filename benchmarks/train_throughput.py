@@ -117,7 +117,9 @@ DEFAULT_VARIANTS = {
             "ganlib + foreach Adam",
             "ganlib + fused Adam",
             "ganlib + share_fake",
+            "ganlib + channels_last + share_fake",
         ],
+        "srgan": ["ganlib", "ganlib + share_fake"],
         "other": ["ganlib"],
     },
     "full": {
@@ -129,6 +131,7 @@ DEFAULT_VARIANTS = {
             "ganlib + foreach Adam",
             "ganlib + fused Adam",
             "ganlib + share_fake",
+            "ganlib + channels_last + share_fake",
             "ganlib + torch.compile",
         ],
         "srgan": ["ganlib", "ganlib + channels_last", "ganlib + share_fake"],
@@ -500,14 +503,16 @@ def reference_runner(model: str, data, size: dict, seed: int, device, workers: i
 class _LoaderBatches:
     """ganlib's loop fed by the reference DataLoader (the 'data via DataLoader' variant)."""
 
-    def __init__(self, it, channels_last: bool):
-        self.it, self.channels_last = it, channels_last
+    def __init__(self, it, channels_last: bool, swap: bool = False):
+        self.it, self.channels_last, self.swap = it, channels_last, swap
 
     def __iter__(self):
         return self
 
     def __next__(self):
         batch = next(self.it)
+        if self.swap:  # the reference's (source, target) -> fit_pix2pix's (target, source)
+            batch = (batch[1], batch[0])
         return _to_format(batch, self.channels_last)
 
 
@@ -576,7 +581,9 @@ def ganlib_runner(
 
     if data_mode == "loader":
         batches = _LoaderBatches(
-            reference_loader(model, data, size, device, workers), channels_last
+            reference_loader(model, data, size, device, workers),
+            channels_last,
+            swap=model == "pix2pix",
         )
     elif model == "dcgan":
         batches = Batches(to_model_range(data).to(device), batch_size=b, seed=seed)

@@ -108,3 +108,16 @@ def test_share_fake_runs_G_once_per_step_and_matches_the_two_pass_gradients():
     calls.clear()
     fit(run, iter(lambda: real, None), 5, progress=False)
     assert len(calls) == 4  # the default runs G twice per step
+
+
+def test_pix2pix_batches_have_the_same_roles_in_every_data_path(mirror_available):
+    size, cpu = tt.SIZES["tiny"]["pix2pix"], torch.device("cpu")
+    data = tt.load_data("pix2pix", size)
+    from ganlib.translation import make_pairs
+
+    target, source = make_pairs(data, "stylise")
+    loader = tt._LoaderBatches(tt.reference_loader("pix2pix", data, size, cpu, 0), False, True)
+    t, s = next(loader)
+    # whichever crop came out, it is (stylised target, photo source), as with Batches
+    i = next(k for k in range(len(source)) if torch.allclose(source[k], s[0], atol=1e-5))
+    assert torch.allclose(target[i], t[0], atol=1e-5)
