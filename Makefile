@@ -35,8 +35,8 @@ course: $(STAMP)
 	$(PY) -m ganlib course $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m ruff check ganlib tests notebooks scripts
-	$(PY) -m ruff format --check ganlib tests notebooks scripts
+	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff format --check ganlib tests notebooks scripts benchmarks
 	$(PY) -m pytest $(ARGS)
 
 # Student versions of the notebooks (nbgrader: solutions stubbed, hidden tests removed) in student/.
@@ -44,11 +44,11 @@ student: $(STAMP)
 	$(PY) -m ganlib student
 
 lint: $(STAMP)
-	$(PY) -m ruff check ganlib tests notebooks scripts
+	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks
 
 format: $(STAMP)
-	$(PY) -m ruff check --fix ganlib tests notebooks scripts
-	$(PY) -m ruff format ganlib tests notebooks scripts
+	$(PY) -m ruff check --fix ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff format ganlib tests notebooks scripts benchmarks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
