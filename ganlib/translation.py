@@ -435,8 +435,32 @@ def pix2pix_g_step(
     return {"loss_G": loss_G.detach(), **stats}
 
 
+class _Checkpointed:
+    """``state_dict``/``load_state_dict`` for a run: step, config, RNG, history and every stateful
+    part that ``_parts()`` names (networks, optimizers, schedulers, history buffers)."""
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "config": dict(self.config),
+            **{name: part.state_dict() for name, part in self._parts().items()},
+            "rng": _rng_state(),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
+        _check_config(state["config"], self.config, source)
+        for name, part in self._parts().items():
+            if isinstance(part, nn.Module):
+                load_module_state(part, state[name], name=name, source=source)
+            else:
+                part.load_state_dict(state[name])
+        self.step, self.history = state["step"], list(state["history"])
+        _set_rng_state(state["rng"])
+
+
 @dataclass
-class Pix2PixRun:
+class Pix2PixRun(_Checkpointed):
     """A pix2pix run: networks, optimizers, LR schedules, loss weights and training state.
 
     Args:
@@ -485,30 +509,15 @@ class Pix2PixRun:
         """G(source) in eval mode (running batch-norm statistics, no dropout), in [-1, 1]."""
         return translate(self.G, source)
 
-    def state_dict(self) -> dict:
+    def _parts(self) -> dict:
         return {
-            "step": self.step,
-            "config": dict(self.config),
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "sched_G": self.sched_G.state_dict(),
-            "sched_D": self.sched_D.state_dict(),
-            "rng": _rng_state(),
-            "history": list(self.history),
+            "G": self.G,
+            "D": self.D,
+            "opt_G": self.opt_G,
+            "opt_D": self.opt_D,
+            "sched_G": self.sched_G,
+            "sched_D": self.sched_D,
         }
-
-    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
-        _check_config(state["config"], self.config, source)
-        load_module_state(self.G, state["G"], name="generator", source=source)
-        load_module_state(self.D, state["D"], name="discriminator", source=source)
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.sched_G.load_state_dict(state["sched_G"])
-        self.sched_D.load_state_dict(state["sched_D"])
-        self.step, self.history = state["step"], list(state["history"])
-        _set_rng_state(state["rng"])
 
 
 def fit_pix2pix(
@@ -568,7 +577,7 @@ def fit_pix2pix(
 
 
 @dataclass
-class CycleGANRun:
+class CycleGANRun(_Checkpointed):
     """A CycleGAN run: two generators, two discriminators, their optimizers and history buffers.
 
     Args:
@@ -620,36 +629,19 @@ class CycleGANRun:
         """G_AB(a) in eval mode, in [-1, 1]."""
         return translate(self.G_AB, a)
 
-    def _nets(self) -> dict[str, nn.Module]:
-        return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
-
-    def state_dict(self) -> dict:
+    def _parts(self) -> dict:
         return {
-            "step": self.step,
-            "config": dict(self.config),
-            **{k: m.state_dict() for k, m in self._nets().items()},
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "sched_G": self.sched_G.state_dict(),
-            "sched_D": self.sched_D.state_dict(),
-            "pool_A": self.pool_A.state_dict(),
-            "pool_B": self.pool_B.state_dict(),
-            "rng": _rng_state(),
-            "history": list(self.history),
+            "G_AB": self.G_AB,
+            "G_BA": self.G_BA,
+            "D_A": self.D_A,
+            "D_B": self.D_B,
+            "opt_G": self.opt_G,
+            "opt_D": self.opt_D,
+            "sched_G": self.sched_G,
+            "sched_D": self.sched_D,
+            "pool_A": self.pool_A,
+            "pool_B": self.pool_B,
         }
-
-    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
-        _check_config(state["config"], self.config, source)
-        for k, m in self._nets().items():
-            load_module_state(m, state[k], name=k, source=source)
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.sched_G.load_state_dict(state["sched_G"])
-        self.sched_D.load_state_dict(state["sched_D"])
-        self.pool_A.load_state_dict(state["pool_A"])
-        self.pool_B.load_state_dict(state["pool_B"])
-        self.step, self.history = state["step"], list(state["history"])
-        _set_rng_state(state["rng"])
 
 
 def cyclegan_g_step(
