@@ -15,16 +15,21 @@ not the test split in disguise.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import hashlib
 import http.client
 import operator
 import os
+import re
 import shutil
+import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -134,23 +139,26 @@ def _describe(err: Exception, timeout: float) -> str:
     return f"{type(reason).__name__}: {reason}"
 
 
-def _checksum_problem(path: Path, algorithm: str, digest: str, checksum: str) -> str:
+def _html_hint(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(512).lstrip().lower()
-    what = (
-        " The server sent an HTML page (an error or login page?), not the file."
-        if head.startswith((b"<!doctype html", b"<html"))
-        else ""
-    )
+    if head.startswith((b"<!doctype html", b"<html")):
+        return " The server sent an HTML page (an error or login page?), not the file."
+    return ""
+
+
+def _checksum_problem(path: Path, algorithm: str, digest: str, checksum: str) -> str:
+    what = _html_hint(path)
     return (
         f"downloaded file failed its {algorithm} checksum (got {digest[:12]}..., "
         f"expected {checksum[:12]}...; removed).{what}"
     )
 
 
-def _try_download(url: str, dest: Path, checksum: str, algorithm: str, timeout: float):
+def _try_download(url: str, dest: Path, checksum: str | None, algorithm: str, timeout: float):
     """One attempt: download beside ``dest``, check the checksum, only then move it into place.
 
+    ``checksum=None`` skips the check, for an archive whose contents are checked one by one.
     Returns ``(None, False)`` on success, else ``(what went wrong, whether a retry may help)``.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -159,9 +167,10 @@ def _try_download(url: str, dest: Path, checksum: str, algorithm: str, timeout: 
     staged = Path(staged)
     try:
         download(url, staged, timeout=timeout)
-        digest = file_digest(staged, algorithm)
-        if digest != checksum:
-            return _checksum_problem(staged, algorithm, digest, checksum), False
+        if checksum is not None:
+            digest = file_digest(staged, algorithm)
+            if digest != checksum:
+                return _checksum_problem(staged, algorithm, digest, checksum), False
         os.replace(staged, dest)
         return None, False
     except (OSError, http.client.HTTPException) as err:  # URLError and HTTPError are OSErrors
@@ -170,6 +179,34 @@ def _try_download(url: str, dest: Path, checksum: str, algorithm: str, timeout: 
         return _describe(err, timeout), _is_transient(err)
     finally:
         staged.unlink(missing_ok=True)
+
+
+def _download_retrying(
+    url: str,
+    dest: Path,
+    checksum: str | None,
+    algorithm: str,
+    timeout: float,
+    retries: int,
+    retry_wait: float,
+) -> str | None:
+    """Download with :func:`_try_download`, again after transient failures (waits double each time).
+
+    Returns None on success, else what went wrong, one entry per attempt.
+    """
+    problems = []
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(retry_wait * 2 ** (attempt - 1))
+        problem, transient = _try_download(url, dest, checksum, algorithm, timeout)
+        if problem is None:
+            return None
+        problems.append(problem)
+        if not transient:
+            break
+    if len(problems) > 1 and len(set(problems)) == 1:
+        return f"{problems[0]} ({len(problems)} attempts)"
+    return "; then ".join(problems)
 
 
 def fetch_file(
@@ -226,20 +263,10 @@ def fetch_file(
             return dest
 
     for url in urls:
-        problems = []
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(retry_wait * 2 ** (attempt - 1))
-            problem, transient = _try_download(url, dest, checksum, algorithm, timeout)
-            if problem is None:
-                return dest
-            problems.append(problem)
-            if not transient:
-                break
-        if len(problems) > 1 and len(set(problems)) == 1:
-            tried.append(f"{url}: {problems[0]} ({len(problems)} attempts)")
-        else:
-            tried.append(f"{url}: " + "; then ".join(problems))
+        problem = _download_retrying(url, dest, checksum, algorithm, timeout, retries, retry_wait)
+        if problem is None:
+            return dest
+        tried.append(f"{url}: {problem}")
 
     raise DatasetUnavailable(
         f"{dataset}: could not get {relpath}.\nTried:\n  - "
@@ -443,41 +470,347 @@ class Batches:
 
 
 # --- Super-resolution image sets --------------------------------------------------------------
-# T91 + BSD200 (the "291" training set), Set5 and Set14 (benchmarks). Their SHA-256 sums ship in
-# ganlib/checksums/sr.sha256; files come from the cache or the offline mirror (sr/<Name>/).
+# T91 + BSD200 (the "291" training set), Set5 and Set14 (benchmarks). Two lists ship in
+# ganlib/checksums/: sr.sha256, the SHA-256 of every file of the offline mirror (sr/<Name>/...),
+# and sr_pixels.sha256, the SHA-256 of every file's decoded pixels (see pixel_digest; made from
+# the mirror by scripts/sr_pixel_checksums.py).
 
 SR_SETS = {"set5": "Set5", "set14": "Set14", "t91": "T91", "bsd200": "BSD200"}
 
+# Archives that hold each set, tried in order when the cache and the mirror lack it. Nobody
+# publishes a checksum of them and each packs the images its own way (other names, folders,
+# formats, other images beside), so an archive is only a bag of candidates: an image is kept when
+# its file or its decoded pixels match one of ours. These addresses were found in the sources named
+# but could not be tried from the machines this course is built on (no internet there). One that
+# moved or changed only matches fewer images; it cannot bring in an unverified one.
+SR_SOURCES = {
+    "Set5": (
+        # SelfExSR data of Huang et al. 2015, linked from github.com/jbhuang0604/SelfExSR and many
+        # SR repositories: image_SRF_{2,3,4}/img_001_SRF_2_HR.png, ..., the naming of our mirror.
+        "https://uofi.box.com/shared/static/kfahv87nfe8ax910l85dksyl2q212voc.zip",
+        # Hugging Face dataset eugenesiow/Set5 (its Set5.py script; deepinv's Set5HR downloads it).
+        "https://huggingface.co/datasets/eugenesiow/Set5/resolve/main/data/Set5_HR.tar.gz",
+    ),
+    "Set14": (
+        "https://uofi.box.com/shared/static/igsnfieh4lz68l926l8xbklwsnnk8we9.zip",  # SelfExSR
+        # eugenesiow/Set14 on Hugging Face (its Set14.py; deepinv's Set14HR downloads it).
+        "https://huggingface.co/datasets/eugenesiow/Set14/resolve/main/data/Set14_HR.tar.gz",
+    ),
+    "T91": (
+        # SRCNN's training package (Dong et al., mmlab.ie.cuhk.edu.hk/projects/SRCNN.html):
+        # Train/t1.bmp ... tt27.bmp, the names of our mirror.
+        "http://mmlab.ie.cuhk.edu.hk/projects/SRCNN/SRCNN_train.zip",
+    ),
+    "BSD200": (
+        # BSDS300, whose 200 training images are BSD200, as JPEG: they match only if Pillow decodes
+        # them to the mirror's pixels. Address from pytorch/examples super_resolution/data.py.
+        "http://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz",
+        # BSDS500 keeps those 200 as its train split (address from PaddlePaddle's SR tutorial).
+        "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz",
+    ),
+}
+_MAX_MEMBER = 256 << 20  # bytes; no SR image comes near, so a bigger archive member is skipped
+_CORRUPT_ARCHIVE = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
 
-def _sr_checksums() -> dict[str, dict[str, str]]:
+
+def _sr_checksums(filename: str = "sr.sha256") -> dict[str, dict[str, str]]:
     from importlib import resources
 
     sets: dict[str, dict[str, str]] = {}
-    text = (resources.files("ganlib") / "checksums" / "sr.sha256").read_text()
+    text = (resources.files("ganlib") / "checksums" / filename).read_text()
     for line in text.splitlines():
         digest, relpath = line.split()
-        folder, filename = relpath.split("/", 1)
-        sets.setdefault(folder, {})[filename] = digest
+        folder, name = relpath.split("/", 1)
+        sets.setdefault(folder, {})[name] = digest
     return sets
 
 
+def pixel_digest(path: Path) -> str | None:
+    """SHA-256 of an image's decoded pixels, or None when the file is not a readable image.
+
+    The same picture stored as BMP or PNG, or by another PNG encoder, has other file bytes but
+    the same pixels. Hashed: the shape ``(3, H, W)`` as text, then the bytes of the uint8 RGB array
+    that :func:`ganlib.images.load_image` returns (grayscale repeated to three channels).
+    """
+    from PIL import Image
+
+    from ganlib.images import load_image
+
+    try:
+        img = load_image(path)  # (3, H, W) uint8
+    except (ValueError, Image.DecompressionBombError):
+        return None
+    h = hashlib.sha256(str(tuple(img.shape)).encode())
+    h.update(img.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _write_pixels(src: Path, dest: Path, pixels: str) -> bool:
+    """Store the pixels of ``src`` at ``dest`` in ``dest``'s format (lossless: PNG or BMP), atomically.
+
+    The written file is checked against ``pixels`` before it takes the name.
+    """
+    from PIL import Image
+
+    from ganlib.images import load_image
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
+    os.close(fd)
+    try:
+        Image.fromarray(load_image(src).permute(1, 2, 0).numpy()).save(tmp)  # (H, W, 3)
+        if pixel_digest(Path(tmp)) != pixels:
+            return False
+        os.replace(tmp, dest)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _archive_files(archive: Path, workdir: Path):
+    """Yield each regular file of a zip or tar archive (any compression), one at a time.
+
+    Each member is copied to the one fixed path ``workdir/member``, never to a path made from its
+    own name, so a member named ``../../x.png`` or ``/etc/x`` cannot write outside ``workdir``.
+    Links and directories are skipped.
+    """
+    out = workdir / "member"
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if not info.is_dir() and info.file_size <= _MAX_MEMBER:
+                    with zf.open(info) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    yield out
+    else:
+        with tarfile.open(archive) as tf:  # gz, bz2, xz or plain; tarfile.ReadError if no tar
+            for info in tf:
+                if info.isfile() and info.size <= _MAX_MEMBER:
+                    with tf.extractfile(info) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    yield out
+
+
+def _take_from_archive(archive: Path, workdir: Path, root: Path, missing: dict) -> None:
+    """Place each file of ``archive`` that matches a ``missing`` image under its name in ``root``.
+
+    ``missing`` maps file names to ``(file sha256, pixel sha256)``; placed names are removed from
+    it. A byte-identical file is copied; one with the same pixels only is stored re-encoded. One
+    member can fill several names (T91's t36.bmp and t65.bmp are the same image).
+    """
+    by_file, by_pixels = collections.defaultdict(list), collections.defaultdict(list)
+    for name, (digest, pixels) in missing.items():
+        by_file[digest].append(name)
+        by_pixels[pixels].append(name)
+    for member in _archive_files(archive, workdir):
+        names = [n for n in by_file[file_digest(member, "sha256")] if n in missing]
+        for name in names:
+            _atomic_copy(member, root / name)
+        if not names:
+            pixels = pixel_digest(member)
+            names = [n for n in by_pixels[pixels] if n in missing]
+            names = [n for n in names if _write_pixels(member, root / n, pixels)]
+        for name in names:
+            del missing[name]
+        if not missing:
+            return
+
+
+def _sr_from_archives(
+    folder: str, missing: dict, timeout: float = 30.0, retries: int = 2, retry_wait: float = 1.0
+) -> list[str]:
+    """Download the archives of ``SR_SOURCES[folder]`` until nothing is missing.
+
+    Returns one line per address tried: what went wrong, or how many images matched.
+    """
+    root = data_root() / "sr" / folder
+    root.mkdir(parents=True, exist_ok=True)
+    notes = []
+    for url in SR_SOURCES[folder]:
+        if not missing:
+            break
+        with tempfile.TemporaryDirectory(dir=root.parent, prefix=".download-") as tmp:
+            archive = Path(tmp) / "archive"
+            problem = _download_retrying(url, archive, None, "sha256", timeout, retries, retry_wait)
+            if problem is not None:
+                notes.append(f"{url}: {problem}")
+                continue
+            if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
+                notes.append(
+                    f"{url}: downloaded, but not a zip or tar archive.{_html_hint(archive)}"
+                )
+                continue
+            before = len(missing)
+            try:
+                _take_from_archive(archive, Path(tmp), root, missing)
+            except _CORRUPT_ARCHIVE as err:
+                notes.append(
+                    f"{url}: a corrupt archive ({type(err).__name__}: {err}); "
+                    f"{before - len(missing)} of {before} missing images matched before that"
+                )
+                continue
+            notes.append(f"{url}: {before - len(missing)} of {before} missing images matched")
+    return notes
+
+
+def _sr_file_ok(path: Path, digest: str, pixels: str) -> bool:
+    return file_digest(path, "sha256") == digest or pixel_digest(path) == pixels
+
+
 def sr_image_paths(name: str) -> list[Path]:
-    """Verified local paths of every image in an SR set (``set5``, ``set14``, ``t91``, ``bsd200``)."""
+    """Verified local paths of every image in an SR set (``set5``, ``set14``, ``t91``, ``bsd200``).
+
+    Each image comes from the first place that has it: the cache ``data_root()/sr/<Set>/``, the
+    offline mirror, else the archives of ``SR_SOURCES`` (downloaded and searched image by image).
+    An image counts as ours when its file's SHA-256 is in ``sr.sha256``, or when its decoded
+    pixels' SHA-256 is in ``sr_pixels.sha256``: a download that stores the same picture another
+    way (recompressed PNG, BMP, a JPEG that decodes to exactly our pixels) is accepted, and kept
+    as a file re-encoded from those checked pixels. Nothing else is ever placed in the cache.
+
+    The download addresses could not be tested from the machines this course is built on (they
+    have no internet); offline, the mirror (``../shared/datasets``) serves every set.
+
+    Raises:
+        DatasetUnavailable: some images are in none of these places; the message says how many
+            came from where and how to fix it.
+    """
     key = name.lower()
     if key not in SR_SETS:
         raise ValueError(
-            f"Unknown SR dataset {name!r}; choose one of {', '.join(SR_SETS)}, or pass a folder."
+            f"Unknown SR dataset {name!r}; choose one of {', '.join(SR_SETS)}, or pass a folder "
+            "(DIV2K: load_sr_images('div2k') or fetch_div2k())."
         )
     folder = SR_SETS[key]
-    files = _sr_checksums()[folder]
-    return [
-        fetch_file(f"sr/{folder}/{filename}", digest, [], dataset=folder, algorithm="sha256")
-        for filename, digest in sorted(files.items())
-    ]
+    files, pixels = _sr_checksums()[folder], _sr_checksums("sr_pixels.sha256")[folder]
+    root = data_root() / "sr" / folder
+    missing, cached = {}, 0
+    for filename, digest in files.items():
+        if (root / filename).is_file() and _sr_file_ok(root / filename, digest, pixels[filename]):
+            cached += 1
+            continue
+        try:  # removes a corrupt cached file, then copies from the mirror after checking
+            fetch_file(f"sr/{folder}/{filename}", digest, [], dataset=folder, algorithm="sha256")
+        except DatasetUnavailable:
+            missing[filename] = (digest, pixels[filename])
+    from_mirror = len(files) - cached - len(missing)
+    notes = _sr_from_archives(folder, missing) if missing else []
+    if missing:
+        mirror = mirror_root()
+        names = sorted(missing)
+        raise DatasetUnavailable(
+            f"{folder}: {len(missing)} of {len(files)} images are missing ("
+            + ", ".join(names[:6])
+            + (", ..." if len(names) > 6 else "")
+            + ").\nTried:\n  - "
+            + "\n  - ".join(
+                [
+                    f"cache {root}: {cached} images there and verified",
+                    f"offline mirror {mirror / 'sr' / folder}: {from_mirror} images copied"
+                    if mirror
+                    else "offline mirror: GANLIB_DATA_MIRROR is not set",
+                    *notes,
+                ]
+            )
+            + f"\nTo fix: connect to the internet and run again, or copy the folder sr/{folder} of "
+            f"the offline datasets (../shared/datasets/sr/{folder}) to {root}, or set "
+            f"GANLIB_DATA_MIRROR to the folder that holds sr/{folder} (e.g. ../shared/datasets)."
+        )
+    return [root / filename for filename in sorted(files)]
+
+
+# --- DIV2K: the optional larger SR training set -----------------------------------------------
+# SHA-256 and sizes in bytes of the HR zips, as listed by TensorFlow Datasets
+# (tensorflow_datasets/url_checksums/div2k.txt); then the number of images in each.
+DIV2K_ZIPS = {
+    "train": ("9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335", 3530603713, 800),
+    "valid": ("20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc", 448993893, 100),
+}
+DIV2K_URLS = (
+    "https://data.vision.ee.ethz.ch/cvl/DIV2K/{file}",  # official, as TFDS lists it
+    "http://data.vision.ee.ethz.ch/cvl/DIV2K/{file}",  # the same, as the DIV2K page links it
+    # A Hugging Face copy; the Git LFS SHA-256 it shows for the train zip equals TFDS's.
+    "https://huggingface.co/datasets/goodfellowliu/DIV2K/resolve/main/{file}",
+)
+DIV2K_SETS = {"div2k": "train", "div2k_valid": "valid"}  # names for load_sr_images
+
+
+def _unzip_div2k(archive: Path, folder: Path, count: int) -> None:
+    """Unpack the ``NNNN.png`` members of a checked DIV2K zip into ``folder``, all or nothing."""
+    pattern = re.compile(rf"{folder.name}/(\d{{4}}\.png)")
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            match = pattern.fullmatch(info.filename)
+            if match:  # the output name is rebuilt from the pattern: no member can point outside
+                with zf.open(info) as src, open(partial / match[1], "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    got = len(list(partial.glob("*.png")))
+    if got != count:
+        shutil.rmtree(partial)
+        raise DatasetUnavailable(
+            f"{archive} holds {got} of the {count} images expected in {folder.name}/ although it "
+            "passed its checksum; delete it and run again."
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+    (folder / ".complete").write_text(f"unpacked from {archive.name}, sha256 verified\n")
+
+
+def fetch_div2k(split: str = "train") -> list[Path]:
+    """Paths of the DIV2K high-resolution PNGs of a split, downloaded, checked and unpacked once.
+
+    DIV2K (Agustsson & Timofte 2017) is the usual larger SR training set: 2K images of about
+    2040x1400 pixels. The zip is checked against the SHA-256 published by TensorFlow Datasets
+    before anything is unpacked, then deleted; ``.complete`` in the folder marks a finished unpack.
+    Like every download address here, these could not be tested from the course's build machines
+    (no internet there).
+
+    Args:
+        split: ``"train"`` (800 images, 0001-0800, a 3.5 GB zip) or ``"valid"`` (100 images,
+            0801-0900, 0.45 GB). Default: ``"train"``.
+
+    Raises:
+        DatasetUnavailable: offline or no address gave the right file; the message gives the
+            size and where to put the zip.
+    """
+    if split not in DIV2K_ZIPS:
+        raise ValueError(f"DIV2K split must be one of {', '.join(DIV2K_ZIPS)}, got {split!r}.")
+    digest, size, count = DIV2K_ZIPS[split]
+    name = f"DIV2K_{split}_HR"
+    folder = data_root() / "DIV2K" / name
+    if not (folder / ".complete").is_file():
+        try:
+            archive = fetch_file(
+                f"DIV2K/{name}.zip",
+                digest,
+                [url.format(file=f"{name}.zip") for url in DIV2K_URLS],
+                dataset=f"DIV2K ({split})",
+                algorithm="sha256",
+            )
+        except DatasetUnavailable as err:
+            raise DatasetUnavailable(
+                f"{err}\nDIV2K {split} is a {size / 1e9:.2f} GB zip of {count} PNG images. It is "
+                "optional: notebook 02 trains on T91 + BSD200 without it (leave 'div2k' out of "
+                "train_sets)."
+            ) from None
+        _unzip_div2k(archive, folder, count)
+        archive.unlink()  # checked and unpacked; the folder is what is used from now on
+    return sorted(folder.glob("*.png"))
 
 
 def load_sr_images(name: str) -> list[tuple[str, torch.Tensor]]:
-    """``[(file stem, uint8 RGB tensor (3, H, W)), ...]`` for an SR set; grayscale becomes RGB."""
+    """``[(file stem, uint8 RGB tensor (3, H, W)), ...]`` for an SR set; grayscale becomes RGB.
+
+    Args:
+        name: ``"set5"``, ``"set14"``, ``"t91"``, ``"bsd200"`` (offline through the mirror), or
+            ``"div2k"`` / ``"div2k_valid"`` (a download, see :func:`fetch_div2k`; the 800 train
+            images take about 7 GB of memory once loaded).
+    """
     from ganlib.images import load_image
 
-    return [(p.stem, load_image(p)) for p in sr_image_paths(name)]
+    key = name.lower()
+    paths = fetch_div2k(DIV2K_SETS[key]) if key in DIV2K_SETS else sr_image_paths(name)
+    return [(p.stem, load_image(p)) for p in paths]
