@@ -310,10 +310,15 @@ def conditional_d_loss(
     L_D = 1/2 ( -E[log D(x, y)] - E[log(1 - D(x, G(x)))] ), the 1/2 slowing D down relative to G
     as in the paper. ``fake`` = G(x) should be detached.
     """
+    return _conditional_d_loss_and_logits(D, source, target, fake)[0]
+
+
+def _conditional_d_loss_and_logits(D, source, target, fake):
+    """:func:`conditional_d_loss` and the logits it computed (pix2pix_d_step reports them)."""
     real_logits = D(torch.cat([source, target], dim=1))  # (B, 1, H', W'): one logit per patch
     fake_logits = D(torch.cat([source, fake], dim=1))
     # L_D = 1/2 (-E[log D(x, y)] - E[log(1 - D(x, G(x)))])
-    return 0.5 * (bce_real(real_logits) + bce_fake(fake_logits))
+    return 0.5 * (bce_real(real_logits) + bce_fake(fake_logits)), real_logits, fake_logits
 
 
 def cycle_consistency_loss(x: torch.Tensor, x_reconstructed: torch.Tensor) -> torch.Tensor:
@@ -370,10 +375,7 @@ def pix2pix_d_step(
     with torch.no_grad():
         fake = G(source)  # no graph through G: this step does not train it
     if mode == "conditional":
-        loss_D = conditional_d_loss(D, source, target, fake)
-        with torch.no_grad():
-            real_logits = D(torch.cat([source, target], dim=1))
-            fake_logits = D(torch.cat([source, fake], dim=1))
+        loss_D, real_logits, fake_logits = _conditional_d_loss_and_logits(D, source, target, fake)
     elif mode == "unconditional":
         real_logits, fake_logits = D(target), D(fake)
         # L_D = 1/2 (-E[log D(y)] - E[log(1 - D(G(x)))])
@@ -805,6 +807,26 @@ def translation_scores(fake: torch.Tensor, target: torch.Tensor) -> dict[str, fl
         "psnr": psnr(f, t, channel="rgb"),
         "ssim": ssim(f, t, channel="rgb"),
     }
+
+
+def colourfulness(images: torch.Tensor) -> torch.Tensor:
+    """Hasler and Süsstrunk's (2003) colourfulness of each image, in [0, 1] units: (N, 3, H, W) -> (N,).
+
+    With the opponent channels rg = R - G and yb = (R + G)/2 - B over the pixels of one image,
+    M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2). A gray image has M = 0;
+    the paper's scale is 255 times this. Takes the model range [-1, 1] or uint8.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"colourfulness needs RGB batches (N, 3, H, W), got {tuple(images.shape)}."
+        )
+    u = to_unit_range(images).double()
+    r, g, b = u[:, 0], u[:, 1], u[:, 2]
+    rg, yb = r - g, 0.5 * (r + g) - b  # (N, H, W) each
+    spread = (rg.var(dim=(1, 2), unbiased=False) + yb.var(dim=(1, 2), unbiased=False)).sqrt()
+    centre = (rg.mean(dim=(1, 2)) ** 2 + yb.mean(dim=(1, 2)) ** 2).sqrt()
+    # M = sigma_rgyb + 0.3 mu_rgyb
+    return (spread + 0.3 * centre).float()
 
 
 def translate_image(G: nn.Module, img: torch.Tensor, task: str, multiple: int) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Translation tasks, the history buffer, pix2pix and CycleGAN steps, evaluation and downloads."""
 
+import copy
 import itertools
 import math
 
@@ -19,6 +20,7 @@ from ganlib.translation import (
     Pix2PixRun,
     ZipBatches,
     canny_edges,
+    colourfulness,
     conditional_d_loss,
     cycle_consistency_loss,
     cyclegan_memory_probe,
@@ -241,6 +243,26 @@ def test_naive_discriminator_never_sees_a_fake():
         pix2pix_d_step(G, D, opt, s, y, mode="wrong")
 
 
+def test_conditional_d_step_reports_the_logits_it_trained_on():
+    # D_x and D_G_z come from the two forwards of the loss (no extra ones), before the update
+    torch.manual_seed(0)
+    s, y = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    G = UNetGenerator(1, 3, width=4, depth=2).eval()  # eval: no dropout, so G(s) is repeatable
+    D = PatchDiscriminator(4, 4, n_layers=1)  # batch norm in training mode: batch statistics
+    before = copy.deepcopy(D)
+    with torch.no_grad():
+        fake = G(s)
+        d_x = torch.sigmoid(before(torch.cat([s, y], 1))).mean()
+        d_g_z = torch.sigmoid(before(torch.cat([s, fake], 1))).mean()
+    calls = []
+    D.register_forward_hook(lambda *_: calls.append(1))
+    stats = pix2pix_d_step(G, D, torch.optim.Adam(D.parameters(), lr=0.1), s, y)
+    assert len(calls) == 2
+    assert float(stats["D_x"]) == pytest.approx(float(d_x), abs=1e-6)
+    assert float(stats["D_G_z"]) == pytest.approx(float(d_g_z), abs=1e-6)
+    assert not torch.equal(before.net[0].weight, D.net[0].weight)  # and D did change
+
+
 def _tiny_pix2pix(steps, gan_weight=1.0):
     torch.manual_seed(0)
     G = UNetGenerator(1, 3, width=8, depth=3)
@@ -402,3 +424,17 @@ def test_cyclegan_set_offline_says_where_it_looked(no_network, tmp_path, monkeyp
     assert "taesung_park" in msg and "To fix" in msg
     with pytest.raises(ValueError, match="Unknown CycleGAN set"):
         fetch_cyclegan_set("cats2dogs")
+
+
+def test_colourfulness_by_hand():
+    # half the pixels pure red, half black: rg = (1, 0), yb = (0.5, 0); M = sqrt(.25 + .0625) + 0.3 sqrt(.25 + .0625)
+    img = torch.zeros(1, 3, 2, 2)
+    img[0, 0, 0] = 1.0
+    expected = 1.3 * math.sqrt(0.25 + 0.0625)
+    assert float(colourfulness(img * 2 - 1)[0]) == pytest.approx(expected, rel=1e-6)
+    gray = photo()[:1].expand(3, -1, -1)[None]
+    assert float(colourfulness(gray)[0]) == 0.0
+    photos_ = torch.stack([photo(seed=1), photo(seed=2)])
+    assert colourfulness(photos_).shape == (2,)
+    with pytest.raises(ValueError, match="RGB"):
+        colourfulness(torch.zeros(1, 1, 4, 4))
