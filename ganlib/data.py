@@ -350,21 +350,52 @@ def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor
 
 
 def load_cifar10(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """CIFAR-10 as ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``; needs a download."""
+    """CIFAR-10 as ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``: 50,000 train, 10,000 test.
+
+    The data is one archive, ``cifar-10-python.tar.gz`` (~170 MB), extracted once into
+    ``<cache>/cifar10/cifar-10-batches-py``. The archive comes like every file here (cache, then
+    ``$GANLIB_DATA_MIRROR/cifar10/``, then the download URL) and must match torchvision's md5;
+    torchvision then checks the md5 of every extracted batch file before reading it.
+
+    Raises:
+        DatasetUnavailable: Neither the extracted folder nor the archive can be had (offline),
+            with the size, the URL and where to put either.
+    """
+    import tarfile
+
     from torchvision.datasets import CIFAR10
 
     if split not in ("train", "test"):
         raise ValueError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}.")
     root = data_root() / "cifar10"
+    archive = f"cifar10/{CIFAR10.filename}"
+
+    def read():  # RuntimeError when a batch file is missing or fails its md5
+        return CIFAR10(root, train=split == "train", download=False)
+
     try:
-        ds = CIFAR10(root, train=split == "train", download=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as err:
-        raise DatasetUnavailable(
-            f"CIFAR-10 ({split} split): not in {root} and the download failed ({err}).\n"
-            f"To fix: connect to the internet and run again, or place the extracted "
-            f"'cifar-10-batches-py' folder in {root}."
-        ) from None
-    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        ds = read()
+    except RuntimeError:
+        try:
+            path = fetch_file(archive, CIFAR10.tgz_md5, [CIFAR10.url], dataset="CIFAR-10")
+        except DatasetUnavailable as err:
+            raise DatasetUnavailable(
+                f"{err}\nCIFAR-10 is one ~170 MB archive, {CIFAR10.url}. Offline, download it "
+                f"on another machine, then put {CIFAR10.filename} at {data_root() / archive}, or "
+                f"its extracted folder {CIFAR10.base_folder}/ at {root / CIFAR10.base_folder}."
+            ) from None
+        with tarfile.open(path, "r:gz") as tar:
+            # "data" refuses links and paths outside root (Python >= 3.11.4).
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(root, **safe)
+        try:
+            ds = read()
+        except RuntimeError:
+            raise DatasetUnavailable(
+                f"CIFAR-10 ({split} split): {path} passed its md5 but the files extracted into "
+                f"{root / CIFAR10.base_folder} did not. Delete that folder and run again."
+            ) from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> NCHW
     return images, torch.tensor(ds.targets, dtype=torch.int64)
 
 
