@@ -205,8 +205,49 @@ def _check_config(saved: dict, current: dict, source: str) -> None:
     )
 
 
+class RunState:
+    """What a checkpoint holds for any run: step, config, history, RNG and the stateful parts.
+
+    A run class names its parts in ``_parts()`` ({"G": generator, "opt_G": optimizer, ...};
+    None = absent) and the plain settings it saves in ``_settings``. Resuming checks the config
+    first, then loads every part; a network that does not fit is named by its label.
+    """
+
+    _settings: tuple[str, ...] = ()
+    _labels = {"G": "generator", "D": "discriminator"}
+
+    def _parts(self) -> dict:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        parts = {name: part for name, part in self._parts().items() if part is not None}
+        return {
+            "step": self.step,
+            "config": dict(self.config),
+            **{name: getattr(self, name) for name in self._settings},
+            **{name: part.state_dict() for name, part in parts.items()},
+            "rng": _rng_state(),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
+        _check_config(state["config"], self.config, source)
+        for name, part in self._parts().items():
+            if part is None:
+                continue
+            if isinstance(part, nn.Module):
+                label = self._labels.get(name, name)
+                load_module_state(part, state[name], name=label, source=source)
+            else:
+                part.load_state_dict(state[name])
+        for name in self._settings:
+            setattr(self, name, state[name])
+        self.step, self.history = state["step"], list(state["history"])
+        _set_rng_state(state["rng"])
+
+
 @dataclass
-class GANRun:
+class GANRun(RunState):
     """Everything a GAN run needs to continue after a crash: the state a checkpoint holds.
 
     Args:
@@ -265,33 +306,16 @@ class GANRun:
         finally:
             self.G.train(was_training)
 
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "config": dict(self.config),
-            "g_loss": self.g_loss,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "precision": self.precision.state_dict(),
-            "rng": _rng_state(),
-            "history": list(self.history),
-        }
+    _settings = ("g_loss",)
 
-    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
-        _check_config(state["config"], self.config, source)
-        load_module_state(self.G, state["G"], name="generator", source=source)
-        load_module_state(self.D, state["D"], name="discriminator", source=source)
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.precision.load_state_dict(state["precision"])
-        self.step, self.g_loss, self.history = (
-            state["step"],
-            state["g_loss"],
-            list(state["history"]),
-        )
-        _set_rng_state(state["rng"])
+    def _parts(self) -> dict:
+        return {
+            "G": self.G,
+            "D": self.D,
+            "opt_G": self.opt_G,
+            "opt_D": self.opt_D,
+            "precision": self.precision,
+        }
 
 
 def _call_hooks(hooks, event: str, *args) -> None:
@@ -516,7 +540,7 @@ PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 @dataclass
-class SupervisedRun:
+class SupervisedRun(RunState):
     """State of a supervised image-to-image run (e.g. SRResNet with a pixel loss).
 
     Args:
@@ -547,28 +571,15 @@ class SupervisedRun:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "config": dict(self.config),
-            "loss": self.loss,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
-            "precision": self.precision.state_dict(),
-            "rng": _rng_state(),
-            "history": list(self.history),
-        }
+    _settings = ("loss",)
 
-    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
-        _check_config(state["config"], self.config, source)
-        load_module_state(self.model, state["model"], name="model", source=source)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler"):
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.precision.load_state_dict(state["precision"])
-        self.step, self.history = state["step"], list(state["history"])
-        _set_rng_state(state["rng"])
+    def _parts(self) -> dict:
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "precision": self.precision,
+        }
 
 
 def supervised_step(

@@ -36,10 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganlib.checkpoint import load_module_state
 from ganlib.data import DatasetUnavailable, data_root, fetch_file, load_sr_images
 from ganlib.images import check_images, list_images, load_image, to_model_range, to_unit_range
-from ganlib.train import _check_config, _drive, _rng_state, _set_rng_state
+from ganlib.train import RunState, _drive
 
 TASKS = ("edges2photo", "gray2color", "stylise")
 SOURCE_CHANNELS = {"edges2photo": 1, "gray2color": 1, "stylise": 3}
@@ -437,32 +436,8 @@ def pix2pix_g_step(
     return {"loss_G": loss_G.detach(), **stats}
 
 
-class _Checkpointed:
-    """``state_dict``/``load_state_dict`` for a run: step, config, RNG, history and every stateful
-    part that ``_parts()`` names (networks, optimizers, schedulers, history buffers)."""
-
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "config": dict(self.config),
-            **{name: part.state_dict() for name, part in self._parts().items()},
-            "rng": _rng_state(),
-            "history": list(self.history),
-        }
-
-    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
-        _check_config(state["config"], self.config, source)
-        for name, part in self._parts().items():
-            if isinstance(part, nn.Module):
-                load_module_state(part, state[name], name=name, source=source)
-            else:
-                part.load_state_dict(state[name])
-        self.step, self.history = state["step"], list(state["history"])
-        _set_rng_state(state["rng"])
-
-
 @dataclass
-class Pix2PixRun(_Checkpointed):
+class Pix2PixRun(RunState):
     """A pix2pix run: networks, optimizers, LR schedules, loss weights and training state.
 
     Args:
@@ -579,7 +554,7 @@ def fit_pix2pix(
 
 
 @dataclass
-class CycleGANRun(_Checkpointed):
+class CycleGANRun(RunState):
     """A CycleGAN run: two generators, two discriminators, their optimizers and history buffers.
 
     Args:
@@ -1003,7 +978,8 @@ def fetch_pix2pix_set(name: str = "facades", sha256: str | None = None) -> Path:
             "download it unverified.\nTo fix: download it yourself from "
             f"{PIX2PIX_URLS[0].format(name=name)}, check it, and call "
             f"fetch_pix2pix_set({name!r}, sha256='<its sha256>') (the file may also be put at "
-            f"{where}); or use fetch_cyclegan_set('facades'), which is checksummed."
+            f"{where}); or use the same pairs from CycleGAN's checksummed archive: "
+            f"paired_files(fetch_cyclegan_set({name!r}))."
         )
     import tarfile
 
@@ -1019,6 +995,34 @@ def fetch_pix2pix_set(name: str = "facades", sha256: str | None = None) -> Path:
         with tarfile.open(archive) as tar:
             tar.extractall(archive.parent, filter="data")
     return folder
+
+
+def paired_files(folder: str | os.PathLike, split: str = "train") -> list[tuple[Path, Path]]:
+    """Pairs ``(a, b)`` of a CycleGAN folder whose A and B sides are the same scenes, by file name.
+
+    CycleGAN's ``facades`` and ``maps`` archives hold the pix2pix pairs split into ``trainA`` and
+    ``trainB`` (``1_A.jpg`` with ``1_B.jpg``, ...); their SHA-256 is published, unlike the pix2pix
+    archives'. Files pair up by the name without its ``_A``/``_B`` suffix; a file without a
+    partner is an error, so an unpaired set (horse2zebra) is never mistaken for a paired one.
+    """
+    folder = Path(folder)
+    sides = {}
+    for side in "AB":
+        sub = folder / f"{split}{side}"
+        if not sub.is_dir():
+            raise FileNotFoundError(
+                f"{sub} does not exist; expected {split}A/ and {split}B/ in {folder}."
+            )
+        sides[side] = {p.stem.removesuffix(f"_{side}"): p for p in list_images(sub)}
+    only_a = sorted(sides["A"].keys() - sides["B"].keys())
+    only_b = sorted(sides["B"].keys() - sides["A"].keys())
+    if only_a or only_b:
+        raise ValueError(
+            f"{folder}: {len(only_a)} {split}A files and {len(only_b)} {split}B files have no "
+            f"partner (e.g. {(only_a + only_b)[:3]}); this is not a paired set. Use it unpaired "
+            "(CycleGAN), or pass a folder whose A/B files are named <key>_A / <key>_B."
+        )
+    return [(sides["A"][k], sides["B"][k]) for k in sorted(sides["A"])]
 
 
 def split_pairs(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

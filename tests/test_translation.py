@@ -35,6 +35,7 @@ from ganlib.translation import (
     luma,
     make_pairs,
     make_source,
+    paired_files,
     pix2pix_d_step,
     random_crops,
     split_pairs,
@@ -412,6 +413,24 @@ def test_memory_probe_counts_the_four_networks():
 def test_pix2pix_archive_without_a_checksum_fails_clearly():
     with pytest.raises(DatasetUnavailable, match="no published checksum"):
         fetch_pix2pix_set("facades")
+
+
+def test_paired_files_pairs_by_name_and_refuses_unpaired_sets(tmp_path):
+    for side in "AB":
+        (tmp_path / f"train{side}").mkdir()
+        for k in ("1", "10", "2"):
+            Image.new("RGB", (4, 4)).save(tmp_path / f"train{side}" / f"{k}_{side}.jpg")
+    pairs = paired_files(tmp_path)
+    assert [(a.name, b.name) for a, b in pairs] == [
+        ("1_A.jpg", "1_B.jpg"),
+        ("10_A.jpg", "10_B.jpg"),
+        ("2_A.jpg", "2_B.jpg"),
+    ]
+    Image.new("RGB", (4, 4)).save(tmp_path / "trainB" / "horse_B.jpg")  # no partner
+    with pytest.raises(ValueError, match="not a paired set"):
+        paired_files(tmp_path)
+    with pytest.raises(FileNotFoundError, match="testA"):
+        paired_files(tmp_path, split="test")
 
 
 def test_cyclegan_set_offline_says_where_it_looked(no_network, tmp_path, monkeypatch):
