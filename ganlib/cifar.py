@@ -5,9 +5,8 @@ loss, Adam (learning rate 2e-4, betas (0, 0.9)) and ``n_dis = 5`` discriminator 
 generator step. What is here:
 
 - :func:`sngan_run`: the generator, the discriminator and their optimizers with those settings;
-- :func:`fit_ndis`: the training loop, ``n_dis`` calls of :func:`ganlib.train.d_step`, then one
-  :func:`ganlib.train.g_step`, through :func:`ganlib.train._drive` (checkpoints, resume, the NaN
-  check, hooks);
+- training is :func:`ganlib.train.fit` with ``n_dis=5``: five calls of
+  :func:`ganlib.train.d_step`, each on new real images, then one :func:`ganlib.train.g_step`;
 - :func:`standin_images`: offline, 32x32 crops of the T91/BSD200 photos, so that the same code
   runs without CIFAR-10 (a stand-in: never scored against CIFAR-10 figures);
 - :func:`inception_scores` and :func:`reference_table`: Inception FID and IS of a generator,
@@ -19,14 +18,13 @@ Images are in [-1, 1]; the discriminator returns logits.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
 from ganlib.fid import WeightsUnavailable, fid, inception_score
 from ganlib.images import to_model_range
 from ganlib.models.resnet import SNResNetDiscriminator, SNResNetGenerator
-from ganlib.train import GANRun, _check_model_range, _drive, d_step, g_step
+from ganlib.train import GANRun
 
 STANDIN = "offline stand-in: 32x32 crops of the T91/BSD200 photos, not CIFAR-10, no Inception FID"
 
@@ -98,81 +96,6 @@ def sngan_run(
             "betas": list(betas),
             **(config or {}),
         },
-    )
-
-
-def fit_ndis(
-    run: GANRun,
-    batches,
-    steps: int,
-    n_dis: int = 5,
-    *,
-    hooks: tuple = (),
-    log_every: int = 50,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int = 500,
-    resume: bool = False,
-    progress: bool = True,
-) -> list[dict]:
-    """Train ``run`` until ``run.step == steps`` generator steps, each after ``n_dis`` D steps.
-
-    Every batch from ``batches`` holds ``n_dis * B`` real images in [-1, 1]; it is cut into
-    ``n_dis`` batches of B, one per D step, so every D step sees new real images (as in the
-    SNGAN paper) and a resumed run sees the same ones (use :class:`ganlib.data.Batches` with
-    ``batch_size = n_dis * B``). With ``n_dis = 1`` this is :func:`ganlib.train.fit`.
-
-    Args:
-        run: From :func:`sngan_run` (or any :class:`GANRun` with noise input).
-        batches: Iterator of real image batches (n_dis * B, C, H, W) in [-1, 1].
-        steps: Total generator steps, counting from step 0.
-        n_dis (int): Discriminator steps per generator step. Default: 5.
-        hooks, log_every, checkpoint_dir, checkpoint_every, resume, progress: As in
-            :func:`ganlib.train.fit`.
-
-    Returns:
-        ``run.history``: per log, the mean of loss_D, D_x, D_G_z over the D steps, and loss_G.
-    """
-    if n_dis < 1:
-        raise ValueError(f"n_dis must be >= 1 discriminator steps per generator step, got {n_dis}.")
-    device = run.device
-    checked: list[bool] = []
-
-    def step_fn(batch) -> dict[str, torch.Tensor]:
-        real = batch[0] if isinstance(batch, tuple | list) else batch
-        real = real.to(device, non_blocking=True)  # (n_dis * B, C, H, W)
-        if not checked:
-            _check_model_range(real, "Real images")
-            if len(real) % n_dis:
-                raise ValueError(
-                    f"A batch of {len(real)} images cannot be cut into n_dis = {n_dis} equal D "
-                    f"batches; use Batches(..., batch_size=n_dis * B)."
-                )
-            checked.append(True)
-        d_stats = []
-        # (1) n_dis D steps, each on B new real images; with the hinge loss (SNGAN)
-        # L_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))] on D's logits l
-        for chunk in real.chunk(n_dis):
-            z = run.noise(len(chunk))
-            d_stats.append(
-                d_step(run.G, run.D, run.opt_D, chunk, z, precision=run.precision, loss=run.d_loss)
-            )
-        stats = {k: sum(s[k] for s in d_stats) / n_dis for k in d_stats[0]}
-        z = run.noise(len(real) // n_dis)
-        # (2) one G step; hinge: L_G = -E_z[l(G(z))]
-        return stats | g_step(run.G, run.D, run.opt_G, z, loss=run.g_loss, precision=run.precision)
-
-    return _drive(
-        run,
-        batches,
-        steps,
-        step_fn,
-        hooks=hooks,
-        log_every=log_every,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        desc=f"GAN training (n_dis={n_dis})",
     )
 
 

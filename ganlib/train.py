@@ -445,6 +445,7 @@ def fit(
     progress: bool = True,
     d_wins_patience: int = 5,
     share_fake: bool = False,
+    n_dis: int = 1,
 ) -> list[dict]:
     """Train ``run`` until ``run.step == steps``: :func:`d_step` then :func:`g_step`, repeated.
 
@@ -466,6 +467,10 @@ def fit(
         share_fake: Run G once per iteration, as the PyTorch DCGAN example does: the D step uses
             G(z) detached and the G step the same G(z) with its graph (one G forward fewer per
             step; G's graph is held during the D step). Default: False (fresh noise, G run twice).
+        n_dis: D steps per G step (SNGAN and WGAN-GP use 5). Every batch then holds
+            ``n_dis * B`` real images, cut into ``n_dis`` batches of B so that every D step sees
+            new ones (use ``Batches(..., batch_size=n_dis * B)``); ``steps`` counts G steps and
+            the logged D statistics are means over the D steps. Default: 1.
 
     Returns:
         ``run.history``: one dict per log with step, loss_D, loss_G, D_x, D_G_z and seconds.
@@ -473,6 +478,12 @@ def fit(
     Raises:
         TrainingDiverged: a loss became NaN/inf; the last good checkpoint is kept on disk.
     """
+    if n_dis < 1:
+        raise ValueError(f"n_dis must be >= 1 discriminator steps per generator step, got {n_dis}.")
+    if n_dis > 1 and (share_fake or run.g_input == "batch"):
+        raise ValueError(
+            "n_dis > 1 needs g_input='noise' and share_fake=False: every D step draws its own fakes."
+        )
     device = run.device
     checked: list[bool] = []  # the range check runs on the first batch only
 
@@ -481,7 +492,31 @@ def fit(
         real = real.to(device, non_blocking=True)
         if not checked:
             _check_model_range(real, "Real images")
+            if len(real) % n_dis:
+                raise ValueError(
+                    f"A batch of {len(real)} images cannot be cut into n_dis = {n_dis} equal D "
+                    f"batches; use Batches(..., batch_size=n_dis * B)."
+                )
             checked.append(True)
+        if n_dis > 1:
+            # (1) n_dis D steps, each on B new real images and fresh noise, then (2) one G step
+            d_stats = [
+                d_step(
+                    run.G,
+                    run.D,
+                    run.opt_D,
+                    chunk,
+                    run.noise(len(chunk)),
+                    precision=run.precision,
+                    loss=run.d_loss,
+                )
+                for chunk in real.chunk(n_dis)
+            ]
+            stats = {k: sum(s[k] for s in d_stats) / n_dis for k in d_stats[0]}
+            z_g = run.noise(len(real) // n_dis)
+            return stats | g_step(
+                run.G, run.D, run.opt_G, z_g, loss=run.g_loss, precision=run.precision
+            )
         if run.g_input == "batch":  # (real, input) pairs: G maps input -> fake real
             z_d = z_g = batch[1].to(device, non_blocking=True)
         else:
@@ -531,7 +566,7 @@ def fit(
         checkpoint_every=checkpoint_every,
         resume=resume,
         progress=progress,
-        desc="GAN training",
+        desc="GAN training" if n_dis == 1 else f"GAN training (n_dis={n_dis})",
         on_record=watch,
     )
 

@@ -16,7 +16,6 @@ from torchvision.datasets import CIFAR10
 import ganlib.cifar
 from ganlib.cifar import (
     PUBLISHED,
-    fit_ndis,
     reference_table,
     sngan_run,
     standin_images,
@@ -24,6 +23,7 @@ from ganlib.cifar import (
 )
 from ganlib.data import Batches, DatasetUnavailable, load_cifar10
 from ganlib.fid import WeightsUnavailable
+from ganlib.train import fit
 
 
 def md5(path) -> str:
@@ -126,12 +126,12 @@ def adam_steps(opt: torch.optim.Optimizer) -> int:
 
 
 @pytest.mark.parametrize("n_dis", [1, 3])
-def test_fit_ndis_takes_n_dis_d_steps_per_g_step_on_32x32_rgb(n_dis):
+def test_fit_with_n_dis_takes_n_dis_d_steps_per_g_step_on_32x32_rgb(n_dis):
     run = sngan_run(width_g=8, width_d=8, z_dim=16)
     real = torch.rand(48, 3, 32, 32) * 2 - 1  # a fake dataset in [-1, 1]
     before = [p.detach().clone() for p in run.G.parameters()]
-    history = fit_ndis(
-        run, Batches(real, batch_size=n_dis * 4), 3, n_dis, log_every=1, progress=False
+    history = fit(
+        run, Batches(real, batch_size=n_dis * 4), 3, n_dis=n_dis, log_every=1, progress=False
     )
     assert run.step == 3 and len(history) == 3
     assert adam_steps(run.opt_D) == 3 * n_dis and adam_steps(run.opt_G) == 3
@@ -144,20 +144,20 @@ def test_fit_ndis_takes_n_dis_d_steps_per_g_step_on_32x32_rgb(n_dis):
     assert run.g_loss == run.d_loss == "hinge"
 
 
-def test_fit_ndis_resumes_from_its_checkpoint(tmp_path):
+def test_fit_with_n_dis_resumes_from_its_checkpoint(tmp_path):
     real = torch.rand(40, 3, 32, 32) * 2 - 1
     torch.manual_seed(0)
     straight = sngan_run(8, 8, z_dim=8)
-    fit_ndis(straight, Batches(real, batch_size=4), 4, 2, progress=False)
+    fit(straight, Batches(real, batch_size=4), 4, n_dis=2, progress=False)
     torch.manual_seed(0)
     first = sngan_run(8, 8, z_dim=8)
-    fit_ndis(first, Batches(real, batch_size=4), 2, 2, checkpoint_dir=tmp_path, progress=False)
+    fit(first, Batches(real, batch_size=4), 2, n_dis=2, checkpoint_dir=tmp_path, progress=False)
     resumed = sngan_run(8, 8, z_dim=8)
-    fit_ndis(
+    fit(
         resumed,
         Batches(real, batch_size=4),
         4,
-        2,
+        n_dis=2,
         checkpoint_dir=tmp_path,
         resume=True,
         progress=False,
@@ -167,12 +167,16 @@ def test_fit_ndis_resumes_from_its_checkpoint(tmp_path):
         torch.testing.assert_close(a, b)
 
 
-def test_fit_ndis_refuses_batches_it_cannot_split():
+def test_fit_with_n_dis_refuses_batches_it_cannot_split():
+    with pytest.raises(ValueError, match="n_dis must be >= 1"):
+        fit(sngan_run(8, 8, z_dim=8), iter([]), 1, n_dis=0, progress=False)
+    with pytest.raises(ValueError, match="share_fake"):
+        fit(sngan_run(8, 8, z_dim=8), iter([]), 1, n_dis=2, share_fake=True, progress=False)
     run = sngan_run(8, 8, z_dim=8)
     with pytest.raises(ValueError, match="n_dis = 3"):
-        fit_ndis(run, iter(lambda: torch.zeros(8, 3, 32, 32), None), 1, 3, progress=False)
+        fit(run, iter(lambda: torch.zeros(8, 3, 32, 32), None), 1, n_dis=3, progress=False)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        fit_ndis(run, iter(lambda: torch.full((6, 3, 32, 32), 255.0), None), 1, 3, progress=False)
+        fit(run, iter(lambda: torch.full((6, 3, 32, 32), 255.0), None), 1, n_dis=3, progress=False)
 
 
 def test_standin_is_32x32_rgb_photo_crops(mirror_available):
