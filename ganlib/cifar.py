@@ -110,14 +110,6 @@ def standin_images(n: int, seed: int = 0) -> torch.Tensor:
     return random_crops(photos(("t91", "bsd200")), n, 32, seed=seed)
 
 
-@torch.no_grad()
-def generate(run: GANRun, n: int, batch_size: int = 500) -> torch.Tensor:
-    """``n`` samples G(z) in eval mode, on the CPU, in [-1, 1]."""
-    return torch.cat(
-        [run.sample(run.noise(min(batch_size, n - i))).cpu() for i in range(0, n, batch_size)]
-    )
-
-
 def inception_scores(
     run: GANRun, real_u8: torch.Tensor, n: int, device="cpu", seed: int = 0
 ) -> dict[str, float]:
@@ -141,7 +133,7 @@ def inception_scores(
     if n > len(real_u8):
         raise ValueError(f"Asked for {n} real images, but only {len(real_u8)} were given.")
     pick = torch.randperm(len(real_u8), generator=torch.Generator().manual_seed(seed))[:n]
-    fake = generate(run, n)
+    fake = run.generate(n)
     fid_value = fid(to_model_range(real_u8[pick]), fake, features="inception", device=device)
     is_mean, is_std = inception_score(fake, features="inception", device=device)
     return {"fid": fid_value, "is": is_mean, "is_std": is_std, "n": n}

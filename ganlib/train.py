@@ -306,6 +306,11 @@ class GANRun(RunState):
         finally:
             self.G.train(was_training)
 
+    def generate(self, n: int, batch_size: int = 500) -> torch.Tensor:
+        """``n`` samples G(z), z ~ N(0, I), in eval mode, on the CPU, in [-1, 1] (for FID/IS)."""
+        chunks = [self.noise(min(batch_size, n - i)) for i in range(0, n, batch_size)]
+        return torch.cat([self.sample(z).cpu() for z in chunks])
+
     _settings = ("g_loss",)
 
     def _parts(self) -> dict:

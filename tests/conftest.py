@@ -25,6 +25,17 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture
+def loopback_only(tmp_path, monkeypatch):
+    """Downloads into tmp_path/cache, with no mirror and no proxy between a test and 127.0.0.1."""
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def mirror_available():
     if not os.environ.get("GANLIB_DATA_MIRROR"):
         pytest.skip("needs ../shared/datasets (GANLIB_DATA_MIRROR)")

@@ -373,13 +373,8 @@ class FaultServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
+def server(loopback_only):
     """A loopback HTTP server, with the cache in tmp_path and no mirror or proxy in the way."""
-    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
     srv = FaultServer()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()

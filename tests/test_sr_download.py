@@ -65,13 +65,8 @@ class Server(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch, mirror_available):
+def server(mirror_available, loopback_only):  # the mirror is read before it is unset
     """A loopback server; the cache in tmp_path/cache, no mirror, no proxy."""
-    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
     srv = Server()
     srv.mirror = mirror_available  # read-only source of the real images
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})

@@ -157,3 +157,14 @@ def test_hooks_see_every_log_and_the_end():
         progress=False,
     )
     assert seen == [3, 6, "end"]
+
+
+def test_generate_draws_n_samples_in_batches_from_the_noise_stream():
+    run = tiny_run()
+    torch.manual_seed(1)
+    out = run.generate(7, batch_size=3)  # batches of 3, 3, 1
+    assert out.shape == (7, 1, 28, 28) and out.device.type == "cpu"
+    assert out.abs().max() <= 1 and run.G.training  # eval only while sampling
+    torch.manual_seed(1)
+    z = torch.cat([torch.randn(3, 8), torch.randn(3, 8), torch.randn(1, 8)])
+    torch.testing.assert_close(out, run.sample(z))
