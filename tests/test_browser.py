@@ -133,7 +133,16 @@ def test_notebook_runs_in_jupyterlab_with_widgets(lab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/lab/tree/notebooks/{NOTEBOOK}?token={token}")
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
-            n_code = len(page.locator(".jp-Notebook .jp-CodeCell").all())
+            # The page renders cells progressively: count them from the file, and wait until
+            # every one of them is in the page before running, so "Run All" sees them all.
+            n_code = sum(
+                c.cell_type == "code"
+                for c in nbformat.read(root / "notebooks" / NOTEBOOK, as_version=4).cells
+            )
+            page.wait_for_function(
+                f"() => document.querySelectorAll('.jp-Notebook .jp-CodeCell').length >= {n_code}",
+                timeout=120_000,
+            )
             # Wait for the kernel before running (its status shows in the toolbar).
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.jp-Notebook-ExecutionIndicator')]"
@@ -191,6 +200,7 @@ def test_notebook_runs_in_jupyterlab_with_widgets(lab):
     ]
     assert not errors, f"cells raised in JupyterLab: {errors}"
     not_run = [i for i, c in enumerate(code) if c.execution_count is None]
-    assert not not_run and len(code) == n_code, f"code cells that did not run: {not_run}"
+    assert len(code) == n_code, f"the saved notebook has {len(code)} code cells, not {n_code}"
+    assert not not_run, f"code cells that did not run: {not_run}"
     assert before != after, "moving the slider did not change the image"
     print(f"screenshots in {shots}")
