@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -425,9 +426,18 @@ class Batches:
         *tensors: Tensors with the same first dimension N (e.g. images and labels).
         batch_size: Examples per batch (the last incomplete batch of an epoch is dropped).
         seed: Seed of the shuffling generator. Default: 0.
+        transform: Applied to each tensor of every batch, e.g. ``ganlib.images.to_model_range``
+            to keep a large image set as uint8 (a quarter of float32's memory) and train on
+            floats. Default: None (batches as stored).
     """
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int = 0):
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int,
+        seed: int = 0,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         if not tensors:
             raise ValueError("Batches needs at least one tensor.")
         for i, t in enumerate(tensors):
@@ -462,7 +472,10 @@ class Batches:
             raise ValueError(f"batch_size must be a whole number, got {batch_size!r}.") from None
         if not 0 < batch_size <= n:
             raise ValueError(f"batch_size must be in 1..{n} (the dataset size), got {batch_size}.")
+        if transform is not None and not callable(transform):
+            raise ValueError(f"transform must be a function of a tensor, got {transform!r}.")
         self.tensors, self.batch_size, self.n = tensors, batch_size, n
+        self.transform = transform
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(n, generator=self.generator)
         self.pos = 0
@@ -480,6 +493,8 @@ class Batches:
         self.pos += self.batch_size
         idx = idx.to(self.tensors[0].device, non_blocking=True)
         out = tuple(t[idx] for t in self.tensors)
+        if self.transform is not None:
+            out = tuple(self.transform(t) for t in out)
         return out[0] if len(out) == 1 else out
 
     def state_dict(self) -> dict:

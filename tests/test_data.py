@@ -83,6 +83,17 @@ def test_batches_reject_bad_arguments():
         b.load_state_dict(Batches(torch.zeros(12), batch_size=2).state_dict())
 
 
+def test_batches_transform_each_tensor_of_a_batch():
+    images, labels = torch.arange(12, dtype=torch.uint8).view(6, 2), torch.arange(6)
+    plain = Batches(images, labels, batch_size=3, seed=1)
+    doubled = Batches(images, labels, batch_size=3, seed=1, transform=lambda t: t * 2)
+    for _ in range(4):
+        (x, y), (x2, y2) = next(plain), next(doubled)
+        assert torch.equal(x2, x * 2) and torch.equal(y2, y * 2)
+    with pytest.raises(ValueError, match="transform"):
+        Batches(images, batch_size=2, transform="to_model_range")
+
+
 def test_batches_yield_image_label_pairs():
     x, y = next(Batches(torch.zeros(10, 1, 28, 28), torch.arange(10), batch_size=4))
     assert x.shape == (4, 1, 28, 28) and y.shape == (4,)

@@ -12,6 +12,7 @@ from PIL import Image
 from skimage.feature import canny
 
 from ganlib.data import Batches, DatasetUnavailable
+from ganlib.images import to_model_range
 from ganlib.models.pix2pix import PatchDiscriminator, UNetGenerator
 from ganlib.models.resnet import ResnetImageGenerator
 from ganlib.translation import (
@@ -35,6 +36,7 @@ from ganlib.translation import (
     luma,
     make_pairs,
     make_source,
+    mean_colour,
     paired_files,
     pix2pix_d_step,
     random_crops,
@@ -98,6 +100,37 @@ def test_make_pairs_shapes_and_ranges(task, src_ch):
     if task == "stylise":
         assert torch.equal(source, crops.float() / 127.5 - 1)
         assert torch.allclose(target, stylise(crops).float() / 127.5 - 1)
+
+
+def test_uint8_pairs_are_the_float_pairs_before_conversion():
+    crops = torch.stack([photo(16, 16, s) for s in range(3)])
+    for task in ("gray2color", "stylise"):
+        target8, source8 = make_pairs(crops, task, uint8=True)
+        assert target8.dtype == source8.dtype == torch.uint8
+        target, source = make_pairs(crops, task)
+        assert torch.equal(to_model_range(target8), target)
+        assert torch.equal(to_model_range(source8), source)
+    # Batches converts the uint8 pairs one batch at a time to exactly the float pairs
+    b8 = Batches(
+        *make_pairs(crops, "gray2color", uint8=True), batch_size=2, transform=to_model_range
+    )
+    bf = Batches(*make_pairs(crops, "gray2color"), batch_size=2)
+    for _ in range(3):
+        assert all(torch.equal(u, v) for u, v in zip(next(b8), next(bf), strict=True))
+
+
+def test_stylise_of_a_large_set_equals_image_by_image():
+    crops = torch.randint(0, 256, (300, 3, 4, 4), dtype=torch.uint8)  # more than one chunk
+    assert torch.equal(stylise(crops), torch.stack([stylise(c) for c in crops]))
+
+
+def test_mean_colour_is_the_per_channel_mean_in_model_range():
+    images = torch.randint(0, 256, (300, 3, 5, 7), dtype=torch.uint8)  # more than one chunk
+    expected = (images.double().mean(dim=(0, 2, 3)) / 127.5 - 1).float().view(1, 3, 1, 1)
+    assert torch.allclose(mean_colour(images), expected, atol=1e-6)
+    assert mean_colour(torch.full((2, 1, 3, 3), 255, dtype=torch.uint8)).item() == 1.0
+    with pytest.raises(ValueError, match="uint8"):
+        mean_colour(images.float())
 
 
 def test_bad_images_fail_clearly():
