@@ -55,6 +55,14 @@ def test_ssim_matches_scikit_image_gaussian_window():
     assert abs(ssim(chw(a), chw(b)) - reference) < 1e-4
 
 
+def test_ssim_of_a_batch_is_the_mean_over_its_images():
+    g = torch.Generator().manual_seed(1)
+    hr = torch.rand(5, 3, 24, 24, generator=g)  # an odd count: the last chunk is short
+    sr = (hr + 0.2 * torch.rand(5, 3, 24, 24, generator=g)).clamp(0, 1)
+    each = [ssim(sr[i], hr[i], channel="rgb") for i in range(5)]
+    assert ssim(sr, hr, channel="rgb") == pytest.approx(sum(each) / 5, abs=1e-12)
+
+
 def test_float_and_uint8_inputs_agree_and_edge_cases():
     a, b = random_pair(3)
     assert math.isclose(

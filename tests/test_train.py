@@ -168,3 +168,38 @@ def test_generate_draws_n_samples_in_batches_from_the_noise_stream():
     torch.manual_seed(1)
     z = torch.cat([torch.randn(3, 8), torch.randn(3, 8), torch.randn(1, 8)])
     torch.testing.assert_close(out, run.sample(z))
+
+
+def test_free_training_state_keeps_the_networks_and_resume_restores_the_optimizers(tmp_path):
+    data = torch.rand(64, 1, 28, 28) * 2 - 1
+
+    def train(run, steps):
+        fit(
+            run,
+            Batches(data, batch_size=8),
+            steps,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+
+    run = tiny_run()
+    train(run, 4)
+    weights = snapshot(run.G)
+    adam = {k: v.clone() for k, v in run.opt_G.state_dict()["state"][0].items()}
+    run.free_training_state()
+    assert not run.opt_G.state and not run.opt_D.state
+    assert all(p.grad is None for net in (run.G, run.D) for p in net.parameters())
+    assert not changed(weights, run.G)
+    # Training on with resume=True reloads Adam's moments from the checkpoint first
+    run.G.zero_grad()
+    seen = {}
+
+    def before_step(opt, *_):  # Adam's state for G's first parameter when step 5 begins
+        first = opt.param_groups[0]["params"][0]
+        seen.setdefault("state", {k: v.clone() for k, v in opt.state[first].items()})
+
+    run.opt_G.register_step_pre_hook(before_step)
+    train(run, 5)
+    assert run.step == 5
+    assert all(torch.equal(seen["state"][k], adam[k]) for k in adam)
