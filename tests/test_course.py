@@ -1,7 +1,7 @@
 import pytest
 
 from ganlib.__main__ import main
-from ganlib.course import NotebookResult, find_notebooks, parse_params, results_table
+from ganlib.course import REPO, NotebookResult, find_notebooks, parse_params, results_table
 
 
 def test_params_parse_python_literals_and_strings():
@@ -35,3 +35,24 @@ def test_table_has_a_row_per_notebook():
 def test_cli_reports_bad_arguments_without_a_traceback(capsys):
     assert main(["course", "--only", "99", "--profile", "smoke"]) == 2
     assert "No notebook matches" in capsys.readouterr().err
+
+
+def test_full_dry_run_overrides_existing_step_parameters_of_every_notebook():
+    # An unknown name would be injected silently and the "dry" run would train for hours.
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location(
+        "full_dry_run", REPO / "scripts" / "full_dry_run.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert set(script.STEPS) == {p.stem for p in find_notebooks()}
+    for name, params in script.STEPS.items():
+        cells = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4).cells
+        (parameters,) = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+        defined = {
+            line.split("=")[0].strip() for line in parameters.source.splitlines() if "=" in line
+        }
+        assert set(params) | {"resume"} <= defined, f"{name}: {set(params) - defined}"
