@@ -21,7 +21,8 @@ import math
 
 import torch
 
-from ganlib.fid import WeightsUnavailable, fid, inception_score
+from ganlib.errors import WeightsUnavailable
+from ganlib.fid import fid, inception_score
 from ganlib.images import to_model_range
 from ganlib.models.resnet import SNResNetDiscriminator, SNResNetGenerator
 from ganlib.train import GANRun

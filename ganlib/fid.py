@@ -21,16 +21,13 @@ import warnings
 import torch
 from torch import nn
 
+from ganlib.errors import WeightsUnavailable
 from ganlib.images import check_images, to_unit_range
 
 # KID and IS keep every feature vector; for the sample sizes of this course that is a few MB.
 warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
 
 FEATURE_NAMES = {"digits": "MNIST-CNN features", "inception": "Inception-v3 features"}
-
-
-class WeightsUnavailable(FileNotFoundError):
-    """Pretrained weights a metric needs are not cached and could not be downloaded."""
 
 
 class DigitFeatures(nn.Module):

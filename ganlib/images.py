@@ -75,6 +75,77 @@ def check_images(
     return x
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of RGB images, (..., 3, H, W) -> (..., 1, H, W), in the input's own range.
+
+    Y = 0.299 R + 0.587 G + 0.114 B (full range). Float input gives float output on the same scale
+    ([0, 1], [0, 255], ...); uint8 input gives uint8, rounded. The SR protocol's studio-range Y
+    (``ganlib.metrics.rgb_to_y``) is 16 + 219/255 of this on the 0-255 scale.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim < 3 or x.shape[-3] != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        hint = (
+            " It already has one channel."
+            if isinstance(x, torch.Tensor) and x.ndim >= 3 and x.shape[-3] == 1
+            else ""
+        )
+        raise ValueError(f"luma needs RGB images (..., 3, H, W), got {shape}.{hint}")
+    if x.dtype == torch.uint8:
+        return luma(x.double()).round().clamp(0, 255).to(torch.uint8)
+    if not x.is_floating_point():
+        raise ValueError(f"luma takes uint8 or float images, got {x.dtype}.")
+    r, g, b = x.unbind(-3)
+    # Y = 0.299 R + 0.587 G + 0.114 B
+    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(-3)
+
+
+def random_crops(
+    images: list[torch.Tensor], n: int, size: int, seed: int = 0, flip: bool = True
+) -> torch.Tensor:
+    """``n`` random ``size`` x ``size`` crops (n, C, size, size), images drawn uniformly.
+
+    Args:
+        images: Images (C, H, W) of one dtype and channel count, each at least ``size`` pixels
+            on both sides (filter smaller ones out first).
+        n: Number of crops.
+        size: Crop side in pixels.
+        seed: Seed of the crop positions. Default: 0.
+        flip: Also flip half of the crops left-right. Default: True.
+    """
+    if not images:
+        raise ValueError("random_crops got no images: check that the folder or set loaded.")
+    if n < 1 or size < 1:
+        raise ValueError(f"n and size must be >= 1, got n={n}, size={size}.")
+    for i, img in enumerate(images):
+        if not isinstance(img, torch.Tensor) or img.ndim != 3:
+            shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+            raise ValueError(f"image {i} must be one image (C, H, W), got {shape}.")
+        if img.shape[0] != images[0].shape[0] or img.dtype != images[0].dtype:
+            raise ValueError(
+                f"image {i} is {img.dtype} with {img.shape[0]} channel(s), image 0 "
+                f"{images[0].dtype} with {images[0].shape[0]}: convert them to one format first."
+            )
+    small = [i for i, img in enumerate(images) if min(img.shape[1:]) < size]
+    if small:
+        shape = tuple(images[small[0]].shape[1:])
+        raise ValueError(
+            f"{len(small)} image(s) are smaller than the {size}x{size} crop (e.g. image "
+            f"{small[0]}: {shape[0]}x{shape[1]}); use a smaller crop or drop them."
+        )
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty(n, images[0].shape[0], size, size, dtype=images[0].dtype)
+    which = torch.randint(len(images), (n,), generator=g)
+    for k, i in enumerate(which.tolist()):
+        img = images[i]
+        top = int(torch.randint(img.shape[1] - size + 1, (1,), generator=g))
+        left = int(torch.randint(img.shape[2] - size + 1, (1,), generator=g))
+        crop = img[:, top : top + size, left : left + size]
+        if flip and bool(torch.rand((), generator=g) < 0.5):
+            crop = crop.flip(-1)
+        out[k] = crop
+    return out
+
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 

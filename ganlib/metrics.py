@@ -15,6 +15,8 @@ import math
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from ganlib.images import luma
+
 
 def to_255(img: torch.Tensor, name: str = "image") -> torch.Tensor:
     """uint8 or [0, 1] float -> float64 in [0, 255], batched (B, C, H, W)."""
@@ -51,9 +53,8 @@ def quantize(img: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_y(img255: torch.Tensor) -> torch.Tensor:
     """BT.601 luma in studio range, as MATLAB ``rgb2ycbcr``: (B, 3, H, W) in [0, 255] -> (B, 1, H, W)."""
-    r, g, b = img255[:, 0:1], img255[:, 1:2], img255[:, 2:3]
-    # Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, with R, G, B in [0, 255]
-    return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    # Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 = 16 + 219/255 luma(R, G, B), on [0, 255]
+    return 16.0 + luma(img255) * (219.0 / 255.0)
 
 
 def _prepare(sr, hr, crop: int, channel: str):
@@ -136,7 +137,7 @@ def lpips(sr: torch.Tensor, hr: torch.Tensor, net: str = "alex") -> float:
     """
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-    from ganlib.fid import WeightsUnavailable
+    from ganlib.errors import WeightsUnavailable
 
     sr, hr = to_255(sr, "sr") / 255.0, to_255(hr, "hr") / 255.0
     if sr.shape != hr.shape:

@@ -43,23 +43,40 @@ def figure_png(fig) -> bytes:
 
 
 def plot_history(history: list[dict], axes=None):
-    """Losses and D's outputs over training: the two curves to read while a GAN trains."""
+    """Losses and D's outputs over training: the two curves to read while a GAN trains.
+
+    Left: every logged ``loss*``. Right: D's outputs, as probabilities against the 0.5 of a D that
+    cannot tell (``D_x``, ``D_G_z``: BCE runs), or as raw scores (``score_real``, ``score_fake``:
+    hinge and least-squares runs, where the outputs are no probabilities). A run without D
+    (supervised) leaves the right panel empty.
+    """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 3))
     steps = [r["step"] for r in history]
     ax_loss, ax_d = axes
-    ax_loss.plot(steps, [r["loss_D"] for r in history], label="loss D")
-    ax_loss.plot(steps, [r["loss_G"] for r in history], label="loss G")
+    keys = [k for k in (history[0] if history else {}) if k.startswith("loss")]
+    for k in keys:
+        ax_loss.plot(steps, [r[k] for r in history], label=k.replace("_", " "))
     ax_loss.set_xlabel("step")
-    ax_loss.legend()
+    if keys:
+        ax_loss.legend()
     ax_loss.set_title("losses")
-    ax_d.plot(steps, [r["D_x"] for r in history], label="D(x), real")
-    ax_d.plot(steps, [r["D_G_z"] for r in history], label="D(G(z)), fake")
-    ax_d.axhline(0.5, color="gray", lw=0.8, ls="--")
-    ax_d.set_ylim(0, 1)
+    last = history[-1] if history else {}
+    if "D_x" in last:
+        ax_d.plot(steps, [r["D_x"] for r in history], label="D(x), real")
+        ax_d.plot(steps, [r["D_G_z"] for r in history], label="D(G(z)), fake")
+        ax_d.axhline(0.5, color="gray", lw=0.8, ls="--")
+        ax_d.set_ylim(0, 1)
+        ax_d.set_title("discriminator outputs (probabilities)")
+    elif "score_real" in last:
+        ax_d.plot(steps, [r["score_real"] for r in history], label="D's score, real")
+        ax_d.plot(steps, [r["score_fake"] for r in history], label="D's score, fake")
+        ax_d.set_title("discriminator outputs (raw scores)")
+    else:
+        ax_d.set_axis_off()
+        return axes
     ax_d.set_xlabel("step")
     ax_d.legend()
-    ax_d.set_title("discriminator outputs")
     return axes
 
 
@@ -73,11 +90,12 @@ def _in_notebook() -> bool:
 
 
 class LiveView:
-    """A ``fit`` hook: losses, D(x) and D(G(z)), and a fixed-noise grid, redrawn in place.
+    """A ``fit`` hook: losses, D's outputs, and G's output for fixed inputs, redrawn in place.
 
     Args:
-        fixed_z: G's inputs shown every time (so you watch the *same* samples improve): noise
-            vectors, or fixed LR images for super-resolution.
+        fixed: G's inputs shown every time (so you watch the *same* samples improve): noise
+            vectors, fixed LR images for super-resolution, or a tuple ``(z, labels)`` for a
+            conditional G; the grid shows ``run.sample(*fixed)``.
         every: Redraw every this many logs. Default: 1.
         title: Figure title.
         sample_title: Title of the sample grid. Default: "fixed noise".
@@ -86,13 +104,14 @@ class LiveView:
 
     def __init__(
         self,
-        fixed_z: torch.Tensor,
+        fixed: torch.Tensor | tuple[torch.Tensor, ...],
         every: int = 1,
         title: str = "training",
         sample_title: str = "fixed noise",
         nrow: int = 8,
     ):
-        self.fixed_z, self.every, self.title = fixed_z, every, title
+        self.fixed = fixed if isinstance(fixed, tuple | list) else (fixed,)
+        self.every, self.title = every, title
         self.sample_title, self.nrow = sample_title, nrow
         self.handle = None
         self.logs = 0
@@ -103,7 +122,7 @@ class LiveView:
             1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]}
         )
         plot_history(run.history, axes[:2])
-        samples = run.sample(self.fixed_z)
+        samples = run.sample(*self.fixed)
         show_grid(samples, f"{self.sample_title}, step {run.step}", nrow=self.nrow, ax=axes[2])
         fig.suptitle(self.title)
         return figure_png(fig)
@@ -146,7 +165,7 @@ def interpolation_widget(run, z0: torch.Tensor, z1: torch.Tensor, frames: int = 
     """A slider t in [0, 1] that morphs G(z0) into G(z1), with a strip of the whole path below.
 
     Args:
-        run: A :class:`ganlib.train.GANRun` (its generator draws the images).
+        run: A :class:`ganlib.gan.GANRun` (its generator draws the images).
         z0, z1: Noise vectors of shape (n, z_dim): n rows are interpolated side by side.
         frames: Images in the static strip.
 
