@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganlib.images import check_images, to_model_range
+from ganlib.train import evaluating
 
 POOL = 8000  # MNIST test[:8000] is the pool for labelled digits, test[8000:] is held out
 
@@ -271,7 +272,6 @@ def train_classifier(
     return model.eval()
 
 
-@torch.no_grad()
 def accuracy(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size=1000
 ) -> float:
@@ -281,13 +281,11 @@ def accuracy(
     if len(images) != len(labels):
         raise ValueError(f"Got {len(images)} images but {len(labels)} labels.")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = 0
-    for i in range(0, len(images), batch_size):
-        pred = model(images[i : i + batch_size].to(device)).argmax(dim=1).cpu()
-        correct += int((pred == labels[i : i + batch_size]).sum())
-    model.train(was_training)
+    with evaluating(model):  # dropout off; the model's own mode is restored after
+        for i in range(0, len(images), batch_size):
+            pred = model(images[i : i + batch_size].to(device)).argmax(dim=1).cpu()
+            correct += int((pred == labels[i : i + batch_size]).sum())
     return correct / len(images)
 
 

@@ -5,8 +5,9 @@ loss, Adam (learning rate 2e-4, betas (0, 0.9)) and ``n_dis = 5`` discriminator 
 generator step. What is here:
 
 - :func:`sngan_run`: the generator, the discriminator and their optimizers with those settings;
-- training is :func:`ganlib.train.fit` with ``n_dis=5``: five calls of
-  :func:`ganlib.train.d_step`, each on new real images, then one :func:`ganlib.train.g_step`;
+- training is ``fit(run, gan_step, batches, steps)`` (:func:`ganlib.train.fit`,
+  :func:`ganlib.gan.gan_step`): per generator step, ``run.n_dis`` calls of
+  :func:`ganlib.gan.d_step`, each on new real images, then one :func:`ganlib.gan.g_step`;
 - :func:`standin_images`: offline, 32x32 crops of the T91/BSD200 photos, so that the same code
   runs without CIFAR-10 (a stand-in: never scored against CIFAR-10 figures);
 - :func:`inception_scores` and :func:`reference_table`: Inception FID and IS of a generator,
@@ -21,11 +22,12 @@ import math
 
 import torch
 
+from ganlib.data import photos
 from ganlib.errors import WeightsUnavailable
 from ganlib.fid import fid, inception_score
-from ganlib.images import to_model_range
+from ganlib.images import random_crops, to_model_range
 from ganlib.models.resnet import SNResNetDiscriminator, SNResNetGenerator
-from ganlib.train import GANRun
+from ganlib.gan import GANRun
 
 STANDIN = "offline stand-in: 32x32 crops of the T91/BSD200 photos, not CIFAR-10, no Inception FID"
 
@@ -66,6 +68,7 @@ def sngan_run(
     device="cpu",
     lr: float = 2e-4,
     betas: tuple[float, float] = (0.0, 0.9),
+    n_dis: int = 5,
     config: dict | None = None,
 ) -> GANRun:
     """SNGAN's ResNet generator and discriminator for 32x32 RGB images, hinge loss, Adam.
@@ -77,7 +80,9 @@ def sngan_run(
         device: Where the networks live. Default: ``"cpu"``.
         lr (float): Adam's learning rate for both networks. Default: 2e-4.
         betas (tuple): Adam's (beta1, beta2); beta1 = 0 as in the paper. Default: (0.0, 0.9).
-        config (dict): More settings to store with the checkpoints (batch size, n_dis, data).
+        n_dis (int): D steps per G step, each on new real images, so batches hold ``n_dis * B``
+            images. Default: 5, as in the paper.
+        config (dict): More settings to store with the checkpoints (batch size, data).
     """
     G = SNResNetGenerator(z_dim=z_dim, width=width_g, image_size=32, channels=3).to(device)
     D = SNResNetDiscriminator(width=width_d, image_size=32, channels=3).to(device)
@@ -89,6 +94,7 @@ def sngan_run(
         z_dim=z_dim,
         g_loss="hinge",
         d_loss="hinge",
+        n_dis=n_dis,
         config={
             "model": "sngan-resnet-32",
             "width_g": width_g,
@@ -106,8 +112,6 @@ def standin_images(n: int, seed: int = 0) -> torch.Tensor:
     They ship with the course's offline data, so the CIFAR-10 code path can run anywhere. They are
     not CIFAR-10: scores on them must never be compared with CIFAR-10 figures (see :data:`STANDIN`).
     """
-    from ganlib.translation import photos, random_crops
-
     return random_crops(photos(("t91", "bsd200")), n, 32, seed=seed)
 
 

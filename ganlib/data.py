@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganlib.images import list_images
+
 _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -515,6 +517,32 @@ class Batches:
         self.order, self.pos, self.epoch = state["order"].clone(), state["pos"], state["epoch"]
 
 
+class ZipBatches:
+    """Draw from two batch iterators in lock step (domain A and domain B), checkpointable.
+
+    Each batch is ``(a, b)``: the first tensor of each iterator's batch (CycleGAN's two unpaired
+    domains, ``ganlib.cyclegan.cyclegan_step``)."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        a, b = next(self.a), next(self.b)
+        a = a[0] if isinstance(a, tuple | list) else a
+        b = b[0] if isinstance(b, tuple | list) else b
+        return a, b
+
+    def state_dict(self) -> dict:
+        return {"a": self.a.state_dict(), "b": self.b.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.a.load_state_dict(state["a"])
+        self.b.load_state_dict(state["b"])
+
+
 # --- Super-resolution image sets --------------------------------------------------------------
 # T91 + BSD200 (the "291" training set), Set5 and Set14 (benchmarks). Two lists ship in
 # ganlib/checksums/: sr.sha256, the SHA-256 of every file of the offline mirror (sr/<Name>/...),
@@ -860,3 +888,124 @@ def load_sr_images(name: str) -> list[tuple[str, torch.Tensor]]:
     key = name.lower()
     paths = fetch_div2k(DIV2K_SETS[key]) if key in DIV2K_SETS else sr_image_paths(name)
     return [(p.stem, load_image(p)) for p in paths]
+
+
+def photos(names: tuple[str, ...] | list[str]) -> list[torch.Tensor]:
+    """uint8 RGB images (3, H, W) of the named SR sets (``"t91"``, ``"bsd200"``, ``"set5"``,
+    ``"set14"``), one list, in order."""
+    return [img for name in names for _, img in load_sr_images(name)]
+
+
+# --- pix2pix and CycleGAN datasets (notebook 05) -----------------------------------------------
+
+# SHA-256 and sizes of the CycleGAN archives, as listed by TensorFlow Datasets
+# (tensorflow_datasets/url_checksums/cycle_gan.txt).
+CYCLEGAN_SETS = {
+    "facades": ("9a31ebf3a31b9b5cd195dd5bf62e9308e00cb94604d1019e3889ac84248695c0", 35135868),
+    "horse2zebra": ("a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1", 116867962),
+    "apple2orange": ("845a191e9af8926408ea597001cd03a452e3300a1f44a79fe329b3d59f6e3eb8", 78456409),
+}
+CYCLEGAN_URLS = (
+    "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip",  # official
+    "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{name}.zip",  # former home
+)
+PIX2PIX_URLS = (
+    "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz",  # official
+    "https://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/datasets/{name}.tar.gz",
+)
+
+
+def fetch_cyclegan_set(name: str) -> Path:
+    """Download (or find in the cache or mirror) a CycleGAN dataset, check it, unzip it.
+
+    Returns the folder with ``trainA``, ``trainB``, ``testA``, ``testB``. Offline it raises
+    :class:`DatasetUnavailable` saying where it looked.
+    """
+    if name not in CYCLEGAN_SETS:
+        raise ValueError(
+            f"Unknown CycleGAN set {name!r}; choose one of {', '.join(CYCLEGAN_SETS)}."
+        )
+    digest, _ = CYCLEGAN_SETS[name]
+    archive = fetch_file(
+        f"cyclegan/{name}.zip",
+        digest,
+        [u.format(name=name) for u in CYCLEGAN_URLS],
+        dataset=f"CycleGAN {name}",
+        algorithm="sha256",
+    )
+    folder = archive.parent / name
+    if not (folder / "trainA").is_dir():
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(archive.parent)
+    return folder
+
+
+def fetch_pix2pix_set(name: str = "facades", sha256: str | None = None) -> Path:
+    """The paired pix2pix archive ``{name}.tar.gz`` (facades, maps, ...), extracted.
+
+    No checksum of these archives is published by their authors or by a dataset library that we
+    could find, and ganlib never uses an unverified download: pass the SHA-256 of a copy you
+    trust (``sha256=...``), or use :func:`fetch_cyclegan_set` (``"facades"``), whose archive
+    has a published checksum. Each image in the archive is a side-by-side pair A|B.
+    """
+    if sha256 is None:
+        where = data_root() / "pix2pix" / f"{name}.tar.gz"
+        raise DatasetUnavailable(
+            f"pix2pix {name}: no published checksum is known for {name}.tar.gz, so ganlib will not "
+            "download it unverified.\nTo fix: download it yourself from "
+            f"{PIX2PIX_URLS[0].format(name=name)}, check it, and call "
+            f"fetch_pix2pix_set({name!r}, sha256='<its sha256>') (the file may also be put at "
+            f"{where}); or use the same pairs from CycleGAN's checksummed archive: "
+            f"paired_files(fetch_cyclegan_set({name!r}))."
+        )
+    archive = fetch_file(
+        f"pix2pix/{name}.tar.gz",
+        sha256,
+        [u.format(name=name) for u in PIX2PIX_URLS],
+        dataset=f"pix2pix {name}",
+        algorithm="sha256",
+    )
+    folder = archive.parent / name
+    if not folder.is_dir():
+        with tarfile.open(archive) as tar:
+            tar.extractall(archive.parent, filter="data")
+    return folder
+
+
+def paired_files(folder: str | os.PathLike, split: str = "train") -> list[tuple[Path, Path]]:
+    """Pairs ``(a, b)`` of a CycleGAN folder whose A and B sides are the same scenes, by file name.
+
+    CycleGAN's ``facades`` and ``maps`` archives hold the pix2pix pairs split into ``trainA`` and
+    ``trainB`` (``1_A.jpg`` with ``1_B.jpg``, ...); their SHA-256 is published, unlike the pix2pix
+    archives'. Files pair up by the name without its ``_A``/``_B`` suffix; a file without a
+    partner is an error, so an unpaired set (horse2zebra) is never mistaken for a paired one.
+    """
+    folder = Path(folder)
+    sides = {}
+    for side in "AB":
+        sub = folder / f"{split}{side}"
+        if not sub.is_dir():
+            raise FileNotFoundError(
+                f"{sub} does not exist; expected {split}A/ and {split}B/ in {folder}."
+            )
+        sides[side] = {p.stem.removesuffix(f"_{side}"): p for p in list_images(sub)}
+    only_a = sorted(sides["A"].keys() - sides["B"].keys())
+    only_b = sorted(sides["B"].keys() - sides["A"].keys())
+    if only_a or only_b:
+        raise ValueError(
+            f"{folder}: {len(only_a)} {split}A files and {len(only_b)} {split}B files have no "
+            f"partner (e.g. {(only_a + only_b)[:3]}); this is not a paired set. Use it unpaired "
+            "(CycleGAN), or pass a folder whose A/B files are named <key>_A / <key>_B."
+        )
+    return [(sides["A"][k], sides["B"][k]) for k in sorted(sides["A"])]
+
+
+def split_pairs(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pix2pix side-by-side image (C, H, 2W) -> its halves (A, B), each (C, H, W)."""
+    if not isinstance(img, torch.Tensor) or img.ndim != 3:
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise ValueError(f"split_pairs takes one image (C, H, 2W), got {shape}.")
+    w = img.shape[2]
+    if w % 2:
+        raise ValueError(f"A side-by-side pair has an even width, got {w}.")
+    return img[:, :, : w // 2], img[:, :, w // 2 :]

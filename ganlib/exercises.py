@@ -5,7 +5,7 @@ followed by test cells. In the student version (``make student``) the solution b
 ``raise NotImplementedError()``. Cells after an exercise call the student's function through
 :func:`fallback`, so an unfinished exercise fails its own test cell and nothing else::
 
-    cycle_loss = fallback(cycle_loss, ganlib.translation.cycle_loss)
+    cycle_loss = fallback(cycle_loss, ganlib.losses.cycle_consistency_loss)
 """
 
 import functools

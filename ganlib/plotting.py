@@ -241,3 +241,94 @@ def before_after_widget(
     box = widgets.VBox([widgets.HBox([dropdown, slider]), image])
     box.dropdown, box.slider, box.image = dropdown, slider, image
     return box
+
+
+def translation_widget(
+    models: dict, images: dict[str, torch.Tensor], multiple: int, max_side: int = 256
+):
+    """Choose (or upload) a photo and a model, see source | translation side by side.
+
+    Args:
+        models: ``{label: (G, task)}``; ``task`` tells how the source is made from the photo.
+        images: ``{name: uint8 RGB (3, H, W)}`` offered in the dropdown.
+        multiple: The generators' size multiple (2^depth).
+        max_side: Larger photos are shrunk to this longer side first (CPU time). Default: 256.
+
+    Returns:
+        An ``ipywidgets.VBox``; ``box.image_menu``, ``box.model_menu``, ``box.upload``,
+        ``box.output`` and ``box.render(name, label)`` are its parts.
+    """
+    import ipywidgets as widgets
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from ganlib.translation import as_rgb, make_source, translate_image
+
+    photos_ = dict(images)
+
+    def shrink(img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[1:]
+        scale = max_side / max(h, w)
+        if scale >= 1:
+            return img
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        return F.interpolate(img[None].float(), size=size, mode="area")[0].round().byte()
+
+    def png(img: torch.Tensor) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="png")
+        return buf.getvalue()
+
+    def render(name: str, label: str) -> bytes:
+        G, task = models[label]
+        img = shrink(photos_[name])
+        src = as_rgb(make_source(img, task)[None])[0] if task != "edges" else img
+        out = translate_image(G, img, task, multiple)
+        return png(
+            torch.cat([src, torch.full((3, img.shape[1], 4), 255, dtype=torch.uint8), out], 2)
+        )
+
+    image_menu = widgets.Dropdown(options=list(photos_), description="image")
+    model_menu = widgets.Dropdown(options=list(models), description="model")
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+    output = widgets.Image(format="png")
+    message = widgets.Label()
+
+    def update(_=None):
+        try:
+            output.value = render(image_menu.value, model_menu.value)
+            message.value = "source | translation"
+        except ValueError as err:  # a bad upload: say why, keep the widget alive
+            message.value = f"cannot translate this image: {err}"
+
+    def on_upload(change):
+        files = change["new"]
+        if not files:
+            return
+        item = files[0] if isinstance(files, list | tuple) else next(iter(files.values()))
+        name = getattr(item, "name", None) or item.get("name", "upload")
+        content = getattr(item, "content", None) or item.get("content")
+        try:
+            with Image.open(io.BytesIO(bytes(content))) as im:
+                rgb = np.asarray(im.convert("RGB"))  # grayscale repeated, alpha dropped
+        except Exception as err:  # noqa: BLE001 - any unreadable upload gets the same message
+            message.value = f"{name} is not a readable image: {err}"
+            return
+        photos_[name] = torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+        image_menu.options = list(photos_)
+        image_menu.value = name
+
+    image_menu.observe(update, names="value")
+    model_menu.observe(update, names="value")
+    upload.observe(on_upload, names="value")
+    update()
+    box = widgets.VBox([widgets.HBox([image_menu, model_menu, upload]), message, output])
+    box.image_menu, box.model_menu, box.upload, box.output, box.message = (
+        image_menu,
+        model_menu,
+        upload,
+        output,
+        message,
+    )
+    box.render = render
+    return box

@@ -1,4 +1,4 @@
-"""Image restoration: degradations (noise, inpainting masks), classic baselines, evaluation.
+"""Image restoration: degradations (noise, inpainting masks), learned restorers, evaluation.
 
 Conventions: clean images are float tensors in [0, 1] (or uint8), shape (C, H, W) or
 (B, C, H, W) with C = 1 or 3; noise levels sigma are given **on the 0-255 scale** (sigma = 25
@@ -6,24 +6,30 @@ means a standard deviation of 25/255 on [0, 1] images), as in the denoising lite
 are float tensors (1, H, W) or (B, 1, H, W) with **1 where pixels are missing** (the hole) and
 0 where they are known.
 
-The classic baselines come from scikit-image and work on one image at a time: Gaussian and
-median filters, non-local means (Buades et al. 2005), total-variation denoising (Chambolle 2004),
-and biharmonic inpainting (Damelin & Hoang 2018).
+A learned restorer G takes the degraded image y and is trained on ``(clean, degraded input)``
+batches (:class:`RestorationBatches`): with L1 alone, ``fit(run, supervised_step, ...)``
+(``ganlib.train``); with L1 plus an adversarial term, ``fit(run, restoration_step, ...)`` and a
+:class:`RestorationGANRun`. The classic scikit-image baselines are in :mod:`ganlib.baselines`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from ganlib.data import Batches
+from ganlib.gan import GANRun
+from ganlib.images import luma
+from ganlib.losses import D_LOSSES, G_LOSSES, discriminator_outputs, l1_loss
 from ganlib.metrics import psnr, ssim
+from ganlib.train import frozen
 
 # --- Degradations -------------------------------------------------------------------------------
 
 
-def _as_unit_float(x, name: str = "image") -> torch.Tensor:
+def as_unit_float(x, name: str = "image") -> torch.Tensor:
     """uint8 or float [0, 1] (C, H, W) / (B, C, H, W), C in (1, 3) -> float32 in [0, 1]."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
@@ -80,7 +86,7 @@ def add_gaussian_noise(
     Returns:
         float32 y, same shape as x (values may lie outside [0, 1] unless ``clip``).
     """
-    x = _as_unit_float(x, "clean image")
+    x = as_unit_float(x, "clean image")
     sigma = check_sigma(sigma)
     # y = x + (sigma / 255) n
     y = x + (sigma / 255.0) * torch.randn(x.shape, generator=generator).to(x.device)
@@ -149,8 +155,8 @@ def stroke_mask(
 
 def apply_mask(x, mask: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """The masked image x * (1 - m) + fill * m (known pixels kept, the hole set to ``fill``)."""
-    x = _as_unit_float(x, "image")
-    _check_mask(mask, x)
+    x = as_unit_float(x, "image")
+    check_mask(mask, x)
     return x * (1 - mask) + fill * mask
 
 
@@ -164,24 +170,12 @@ def composite(prediction: torch.Tensor, known: torch.Tensor, mask: torch.Tensor)
             f"prediction and known image must have one shape, got {tuple(prediction.shape)} "
             f"and {tuple(known.shape)}."
         )
-    _check_mask(mask, known)
+    check_mask(mask, known)
     # x_hat = m * G(y) + (1 - m) * y
     return mask * prediction + (1 - mask) * known
 
 
-def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 over the hole only, the mean absolute error per missing value:
-
-    L = sum_i m_i |x_hat_i - x_i| / sum_i m_i, with the sums over every pixel and channel (the
-    (1, H, W) mask is repeated over the C channels). An empty mask gives 0.
-    """
-    _check_mask(mask, target)
-    m = mask.expand_as(target)
-    # L = sum_i m_i |x_hat_i - x_i| / sum_i m_i
-    return (m * (prediction - target).abs()).sum() / m.sum().clamp(min=1)
-
-
-def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> None:
+def check_mask(mask: torch.Tensor, x: torch.Tensor) -> None:
     if not isinstance(mask, torch.Tensor) or mask.ndim != x.ndim or mask.shape[-3] != 1:
         raise ValueError(
             f"mask must be (1, H, W) or (B, 1, H, W) to match an image of shape "
@@ -231,144 +225,24 @@ def mask_bank(
     return torch.stack(masks)
 
 
-# --- Classic baselines (scikit-image) -----------------------------------------------------------
-
-
-def _to_numpy(x: torch.Tensor) -> tuple[np.ndarray, int]:
-    """One [0, 1] image (C, H, W) -> float64 (H, W) or (H, W, C) for scikit-image."""
-    if x.ndim != 3:
-        raise ValueError(f"Baselines restore one image (C, H, W) at a time, got {tuple(x.shape)}.")
-    arr = x.detach().cpu().double().numpy()
-    return (arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)), arr.shape[0]
-
-
-def _to_tensor(arr: np.ndarray, channels: int) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(arr)).float()
-    return (t[None] if channels == 1 else t.permute(2, 0, 1)).clamp(0, 1)
-
-
-def baseline_parameters(sigma: float) -> dict[str, dict]:
-    """Each denoising baseline's parameter for noise ``sigma`` (0-255 scale), scaled with sigma.
-
-    The constants were tuned once by PSNR on twelve 64x64 grayscale T91 patches (training
-    images, never the test sets) at sigma = 25 and 50, over a small grid per method.
-    """
-    sigma = check_sigma(sigma)
-    s = sigma / 255.0
-    return {
-        # Gaussian blur std in pixels: wider for more noise (1.1 px at sigma 25, 2.0 px at 50)
-        "gaussian": {"blur": 0.2 + 9.2 * s},
-        # median over a disk of this radius (pixels)
-        "median": {"radius": 2 if sigma <= 30 else 3},
-        # non-local means: patch-similarity cut-off h = 0.7 sigma, patches 5x5, search 13x13
-        "nl_means": {"h": 0.7 * s, "sigma": s, "patch_size": 5, "patch_distance": 6},
-        # total variation (Chambolle): weight 0.09 at sigma 25, 0.25 at sigma 50
-        "tv": {"weight": 0.09 * (sigma / 25.0) ** 1.5},
-    }
-
-
-def denoise_classic(noisy: torch.Tensor, method: str, sigma: float, **params) -> torch.Tensor:
-    """Denoise one image (C, H, W) (float, noisy values may leave [0, 1]) with a scikit-image method.
-
-    Args:
-        noisy: The noisy image y, float (C, H, W), C = 1 or 3.
-        method (str): ``"gaussian"`` | ``"median"`` | ``"nl_means"`` | ``"tv"``.
-        sigma (float): The noise level on the 0-255 scale (chooses the parameter, see
-            :func:`baseline_parameters`).
-        **params: Override that parameter, e.g. ``weight=0.1`` for TV.
-
-    Returns:
-        The estimate in [0, 1], float32 (C, H, W).
-    """
-    from skimage.filters import gaussian, median
-    from skimage.morphology import disk
-    from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
-
-    table = baseline_parameters(sigma)
-    if method not in table:
-        raise ValueError(f"method must be one of {sorted(table)}, got {method!r}.")
-    p = table[method] | params
-    arr, c = _to_numpy(noisy)
-    axis = None if c == 1 else -1
-    if method == "gaussian":
-        out = gaussian(arr, sigma=p["blur"], channel_axis=axis, preserve_range=True)
-    elif method == "median":
-        footprint = disk(p["radius"])
-        if c == 3:
-            footprint = footprint[..., None]
-        out = median(np.clip(arr, 0, 1), footprint=footprint, mode="mirror")
-    elif method == "nl_means":
-        out = denoise_nl_means(arr, fast_mode=True, channel_axis=axis, **p)
-    else:
-        out = denoise_tv_chambolle(arr, weight=p["weight"], channel_axis=axis)
-    return _to_tensor(out, c)
-
-
-DENOISERS = ("gaussian", "median", "nl_means", "tv")
-
-
-def inpaint_classic(masked: torch.Tensor, mask: torch.Tensor, method: str = "biharmonic"):
-    """Fill the hole of one image (C, H, W) with a classic method; known pixels are kept.
-
-    Args:
-        masked: The image with the hole (any values there), float [0, 1] (C, H, W).
-        mask: (1, H, W), 1 in the hole.
-        method (str): ``"biharmonic"`` (smooth interpolation solving the biharmonic equation
-            from the hole's border) or ``"mean"`` (the mean of the known pixels).
-    """
-    from skimage.restoration import inpaint_biharmonic
-
-    masked = _as_unit_float(masked, "masked image")
-    _check_mask(mask, masked)
-    if method == "mean":
-        known = mask.expand_as(masked) == 0
-        fill = masked[known].mean() if known.any() else torch.tensor(0.5)
-        return composite(fill.expand_as(masked), masked, mask)
-    if method != "biharmonic":
-        raise ValueError(f"method must be 'biharmonic' or 'mean', got {method!r}.")
-    arr, c = _to_numpy(masked)
-    out = inpaint_biharmonic(arr, mask[0].numpy().astype(bool), channel_axis=None if c == 1 else -1)
-    return composite(_to_tensor(out, c), masked, mask)
-
-
 # --- Learned restoration: data and the inpainting generator -----------------------------------
 
 
 def to_gray(img_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB (3, H, W) -> float (1, H, W) in [0, 1]: luma Y = 0.299 R + 0.587 G + 0.114 B."""
+    """uint8 RGB (3, H, W) -> float (1, H, W) in [0, 1]: the luma Y = 0.299 R + 0.587 G + 0.114 B
+    (:func:`ganlib.images.luma`) of the image on [0, 1]. A gray (1, H, W) image is only rescaled."""
     if img_u8.dtype != torch.uint8 or img_u8.ndim != 3 or img_u8.shape[0] not in (1, 3):
         raise ValueError(
             f"to_gray takes one uint8 image (3, H, W) (or (1, H, W)), got {img_u8.dtype} "
             f"{tuple(img_u8.shape)}."
         )
-    if img_u8.shape[0] == 1:
-        return img_u8.float() / 255
-    r, g, b = img_u8.float() / 255
-    # Y = 0.299 R + 0.587 G + 0.114 B (BT.601, full range)
-    return (0.299 * r + 0.587 * g + 0.114 * b)[None]
-
-
-def random_patches(images: list[torch.Tensor], n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``n`` random ``size`` x ``size`` crops (n, C, size, size) from a list of (C, H, W) images.
-
-    Images smaller than the patch are skipped (with an error if none is large enough).
-    """
-    usable = [im for im in images if min(im.shape[-2:]) >= size]
-    if not usable:
-        raise ValueError(f"No image is at least {size}x{size} pixels; use a smaller patch size.")
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        img = usable[int(torch.randint(len(usable), (1,), generator=g))]
-        top = int(torch.randint(img.shape[-2] - size + 1, (1,), generator=g))
-        left = int(torch.randint(img.shape[-1] - size + 1, (1,), generator=g))
-        out.append(img[:, top : top + size, left : left + size])
-    return torch.stack(out)
+    img = img_u8.float() / 255
+    return img if img.shape[0] == 1 else luma(img)
 
 
 class RestorationBatches:
-    """Endless ``(clean, degraded input)`` batches in the model range [-1, 1] for ``fit`` /
-    ``fit_supervised`` and ``GANRun(g_input="batch")``.
+    """Endless ``(clean, degraded input)`` batches in the model range [-1, 1] for
+    ``fit(run, supervised_step, ...)`` and ``fit(run, restoration_step, ...)``.
 
     Denoising (``sigmas`` given): each image gets noise of a level drawn from ``sigmas`` (0-255
     scale), so one network learns every level (a "blind" denoiser, like DnCNN-B). In the model
@@ -390,8 +264,6 @@ class RestorationBatches:
     def __init__(
         self, clean, batch_size: int, sigmas=None, masks=None, seed: int = 0, device="cpu"
     ):
-        from ganlib.data import Batches
-
         if (sigmas is None) == (masks is None):
             raise ValueError("Give exactly one of sigmas (denoising) or masks (inpainting).")
         if sigmas is not None:
@@ -400,7 +272,7 @@ class RestorationBatches:
             raise ValueError(
                 f"Masks are {tuple(masks.shape[-2:])} but patches are {tuple(clean.shape[-2:])}."
             )
-        clean = _as_unit_float(clean, "clean patches")
+        clean = as_unit_float(clean, "clean patches")
         self.batches = Batches(clean * 2 - 1, batch_size=batch_size, seed=seed)
         self.sigmas, self.masks, self.device = sigmas, masks, torch.device(device)
         self.generator = torch.Generator().manual_seed(seed + 1)
@@ -435,7 +307,7 @@ class RestorationBatches:
 def inpainting_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Model-range images (B, C, H, W) + masks (B, 1, H, W) -> the network input (B, C + 1, H, W):
     the hole filled with 0 (mid-gray), then the mask as the last channel."""
-    _check_mask(mask, x)
+    check_mask(mask, x)
     return torch.cat([x * (1 - mask), mask], dim=1)
 
 
@@ -460,6 +332,66 @@ class CompositeGenerator(torch.nn.Module):
         return composite(self.net(inp), known, mask)
 
 
+# --- Learned restoration: the adversarial run and its step -------------------------------------
+
+
+@dataclass
+class RestorationGANRun(GANRun):
+    """A restorer G (degraded input -> clean estimate) trained with L1 plus a discriminator D.
+
+    L_G = L1(G(y), x) + adv_weight * L_adv: the L1 term pulls G(y) towards the clean image x,
+    the adversarial term towards images D cannot tell from clean ones. G takes images, so
+    ``z_dim`` stays None; every iteration is one D step and one G step.
+
+    Args:
+        adv_weight (float): Weight lambda of the adversarial term. Default: 0.01 (the inverse of
+            pix2pix's lambda = 100 on the L1 term).
+    """
+
+    adv_weight: float = 0.01
+
+    _settings = (*GANRun._settings, "adv_weight")
+
+    def __post_init__(self):
+        if self.n_dis != 1 or self.share_fake:
+            raise ValueError(
+                f"restoration_step makes one D step and one G step per iteration; got "
+                f"n_dis={self.n_dis}, share_fake={self.share_fake}. Use the defaults."
+            )
+        if self.adv_weight < 0:
+            raise ValueError(f"adv_weight must be >= 0, got {self.adv_weight}.")
+        super().__post_init__()
+
+
+def restoration_step(run: RestorationGANRun, batch) -> dict[str, torch.Tensor]:
+    """One D step, then one G step, on ``batch = (clean x, degraded input y)`` in [-1, 1]."""
+    clean, degraded = batch
+    # (1) Update D: clean images are real, restored ones G(y) fake
+    with torch.no_grad(), run.precision.autocast():
+        fake = run.G(degraded)  # no graph through G: this step does not train it
+    with run.precision.autocast():
+        real_logits, fake_logits = run.D(clean), run.D(fake)
+        # L_D = -E_x[log D(x)] - E_y[log(1 - D(G(y)))]
+        loss_D = D_LOSSES[run.d_loss](real_logits.float(), fake_logits.float())
+    run.precision.update(loss_D, run.opt_D, "D")
+    # (2) Update G: close to the clean image, and called clean by D
+    with frozen(run.D), run.precision.autocast():  # gradients flow through D, not into it
+        restored = run.G(degraded)
+        # L_adv = -E_y[log D(G(y))]  (non-saturating)
+        loss_adv = G_LOSSES[run.g_loss](run.D(restored).float())
+    # L_G = E|G(y) - x| + adv_weight * L_adv
+    loss_content = l1_loss(restored.float(), clean)
+    loss_G = loss_content + run.adv_weight * loss_adv
+    run.precision.update(loss_G, run.opt_G, "G")
+    return {
+        "loss_D": loss_D.detach(),
+        "loss_G": loss_G.detach(),
+        "loss_content": loss_content.detach(),
+        "loss_adv": loss_adv.detach(),
+        **discriminator_outputs(run.d_loss, real_logits, fake_logits),
+    }
+
+
 # --- Evaluation ---------------------------------------------------------------------------------
 
 
@@ -474,7 +406,7 @@ def evaluate(
     would otherwise make the mean infinite. SSIM uses the standard 11x11 Gaussian window.
     """
     restored = restored.float().clamp(0, 1)
-    clean = _as_unit_float(clean, "clean image")
+    clean = as_unit_float(clean, "clean image")
     if restored.shape != clean.shape:
         raise ValueError(
             f"restored and clean images differ in shape: {tuple(restored.shape)} vs "

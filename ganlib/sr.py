@@ -1,13 +1,20 @@
-"""The super-resolution evaluation protocol, SR checkpoints, and inference on uint8 images.
+"""Lesson 02, super-resolution: the evaluation protocol, training data, SRGAN's training step,
+SR checkpoints, and inference on uint8 images.
 
 Protocol (as in SRCNN, VDSR, SRGAN and their tables): crop the HR image to a multiple of the
 scale, make the LR image with MATLAB-style bicubic downscaling (``ganlib.degrade``), upscale it,
 quantise to uint8, and compare PSNR/SSIM on the Y channel with ``scale`` border pixels removed.
+
+Training: SRCNN and SRResNet are trained with ``fit(run, supervised_step, patches, steps)``
+(:mod:`ganlib.train`), SRGAN with ``fit(run, srgan_step, patches, steps)`` on an
+:class:`SRGANRun`; ``patches`` is an :class:`SRPatches` of (HR, LR) pairs from
+:func:`make_sr_pairs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,9 +22,12 @@ from torch import nn
 
 from ganlib.checkpoint import load_checkpoint, load_module_state, save_checkpoint
 from ganlib.degrade import imresize, make_lr, modcrop
+from ganlib.gan import GANRun, d_step
 from ganlib.images import list_images, load_image, to_model_range, to_unit_range
+from ganlib.losses import G_LOSSES, mse_loss
 from ganlib.metrics import psnr, ssim
 from ganlib.models.sr import SR_MODELS
+from ganlib.train import evaluating, frozen
 
 Upscaler = Callable[[torch.Tensor], torch.Tensor]  # uint8 (3, h, w) -> uint8 (3, h*s, w*s)
 
@@ -63,14 +73,18 @@ def load_sr_model(path: str | Path, device: torch.device | str = "cpu") -> nn.Mo
 
 
 def model_upscaler(model: nn.Module, device: torch.device | str = "cpu") -> Upscaler:
-    """Wrap a network (model range [-1, 1]) as a uint8 -> uint8 upscaler."""
+    """Wrap a network (model range [-1, 1]) as a uint8 -> uint8 upscaler.
+
+    Each call runs the network in eval mode (batch norm with its running statistics) and restores
+    its mode after, so a network still being trained can be evaluated between training runs.
+    """
     scale = model.scale
     device = torch.device(device)
 
-    @torch.no_grad()
     def upscale(lr: torch.Tensor) -> torch.Tensor:
         x = imresize(lr, scale) if getattr(model, "pre_upsample", False) else lr
-        y = model(to_model_range(x[None]).to(device))
+        with evaluating(model):
+            y = model(to_model_range(x[None]).to(device))
         return (to_unit_range(y)[0] * 255.0).round().byte().cpu()
 
     return upscale
@@ -117,7 +131,7 @@ def format_sr_table(rows: list[dict], title: str) -> str:
 # --- Training data ------------------------------------------------------------------------------
 
 
-def make_pairs(
+def make_sr_pairs(
     images: list[tuple[str, torch.Tensor]], scale: int, progress: bool = True
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(HR, LR) uint8 pairs: HR cropped to a multiple of ``scale``, LR by the protocol's bicubic.
@@ -152,7 +166,7 @@ class SRPatches:
     HR position), as BasicSR does; flips and rotations are applied to both alike.
 
     Args:
-        pairs: (HR, LR) uint8 pairs from :func:`make_pairs`.
+        pairs: (HR, LR) uint8 pairs from :func:`make_sr_pairs`.
         scale: The SR factor.
         patch: HR patch side in pixels (a multiple of ``scale``); SRGAN uses 96. Default: 96.
         batch_size: Patches per batch. Default: 16.
@@ -219,10 +233,69 @@ class SRPatches:
         self.generator.set_state(state["generator"])
 
 
+# --- SRGAN: the run and its training step ------------------------------------------------------
+
+
+@dataclass
+class SRGANRun(GANRun):
+    """SRGAN (Ledig et al. 2017): a GAN whose G maps LR images to HR ones, trained on
+    l_SR = l_content + adv_weight * l_adv by :func:`srgan_step`.
+
+    Args (besides :class:`ganlib.gan.GANRun`'s; ``z_dim`` stays None: G takes images):
+        content_loss: ``f(sr, hr) -> loss`` on model-range images, e.g.
+            :class:`ganlib.losses.VGGContentLoss` (the paper's VGG loss) or
+            :func:`ganlib.losses.mse_loss` ("SRGAN-MSE"). Recorded in ``config`` by name.
+            Default: ``mse_loss``.
+        adv_weight (float): Weight of the adversarial term; the paper uses 1e-3. Default: 1e-3.
+    """
+
+    content_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse_loss
+    adv_weight: float = 1e-3
+
+    _settings = (*GANRun._settings, "content_loss", "adv_weight")
+
+    def __post_init__(self):
+        if self.n_dis != 1:
+            raise ValueError(
+                f"SRGAN pairs every HR patch with its own LR patch, so n_dis must be 1, got "
+                f"{self.n_dis}."
+            )
+        if not callable(self.content_loss):
+            raise ValueError(
+                f"content_loss must be a function f(sr, hr) -> loss, got "
+                f"{type(self.content_loss).__name__}; e.g. ganlib.losses.mse_loss."
+            )
+        super().__post_init__()
+
+
+def srgan_step(run: SRGANRun, batch) -> dict[str, torch.Tensor]:
+    """One SRGAN iteration on ``batch = (hr, lr)``: (1) D learns to tell the HR patches from
+    G(LR); (2) G minimises the content loss plus the weighted adversarial loss."""
+    hr, lr = batch
+    with torch.set_grad_enabled(run.share_fake), run.precision.autocast():
+        fake = run.G(lr)  # no graph through G, unless G's step reuses this output (share_fake)
+    # (1) L_D = -log D(I_HR) - log(1 - D(G(I_LR)))
+    stats = d_step(run, hr, fake)
+    # (2) G; gradients flow through D, not into its weights
+    with frozen(run.D), run.precision.autocast():
+        sr = fake if run.share_fake else run.G(lr)  # (B, 3, H, W) from (B, 3, H/s, W/s)
+        # l_content = (1/WH) sum (phi(I_HR) - phi(G(I_LR)))^2  (phi = VGG features, or pixels)
+        loss_content = run.content_loss(sr.float(), hr)
+        # l_adv = -log D(G(I_LR))
+        loss_adv = G_LOSSES[run.g_loss](run.D(sr).float())
+        # l_SR = l_content + adv_weight * l_adv
+        loss_G = loss_content + run.adv_weight * loss_adv
+    run.precision.update(loss_G, run.opt_G, "G")
+    return stats | {
+        "loss_G": loss_G.detach(),
+        "loss_content": loss_content.detach(),
+        "loss_adv": loss_adv.detach(),
+    }
+
+
 # --- Tiled inference ------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def upscale_tiled(
     model: nn.Module,
     lr: torch.Tensor,
@@ -235,6 +308,8 @@ def upscale_tiled(
     Each tile of ``tile`` x ``tile`` LR pixels is run with ``overlap`` extra pixels of real context
     on every side (default: the model's receptive radius), and only its centre is kept. With
     overlap >= the receptive radius, the result equals untiled inference up to float rounding.
+
+    The network runs in eval mode (its own mode is restored after).
 
     Returns:
         uint8 (3, s*h, s*w); with ``as_float``, the unquantised model output in [-1, 1] instead.
@@ -251,8 +326,9 @@ def upscale_tiled(
     _, h, w = lr.shape
     out = torch.empty(3, h * s, w * s, dtype=torch.float32 if as_float else torch.uint8)
     x_full = to_model_range(lr[None])  # (1, 3, h, w), stays on the CPU
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
+    corners = [(y0, x0) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+    with evaluating(model):
+        for y0, x0 in corners:
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
             yb, xb = min(y1 + overlap, h), min(x1 + overlap, w)

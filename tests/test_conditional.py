@@ -1,22 +1,22 @@
-"""The class-conditional DCGAN: shapes, the projection formula, label packing, a few training steps."""
+"""The class-conditional GAN: shapes, the projection formula, its step against hand-computed
+losses and gradients, the labels D sees, DiffAugment's shift, and a few fit steps."""
+
+import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ganlib.models.conditional import (
-    ConditionalBatches,
-    ConditionalDiscriminator,
-    ConditionalGenerator,
-    PackedDiscriminator,
-    PackedGenerator,
-    pack_code,
-    pack_images,
+from ganlib.conditional import (
+    ConditionalGANRun,
+    conditional_gan_step,
     random_shift,
     sample_digits,
-    unpack_images,
 )
-from ganlib.train import GANRun, fit
+from ganlib.data import Batches
+from ganlib.models.conditional import ConditionalDiscriminator, ConditionalGenerator
+from ganlib.train import fit
 
 
 def test_generator_shapes_range_and_conditioning():
@@ -45,23 +45,6 @@ def test_discriminator_is_the_projection_formula():
     torch.testing.assert_close(logits, expected)
 
 
-def test_pack_unpack_roundtrip_and_packed_adapters():
-    x = torch.rand(5, 1, 28, 28) * 2 - 1
-    y = torch.tensor([0, 3, 9, 3, 1])
-    packed = pack_images(x, y, 10)
-    assert packed.shape == (5, 11, 28, 28)
-    assert packed.min() >= -1 and packed.max() <= 1  # fit's range check accepts it
-    x2, y2 = unpack_images(packed, 10)
-    assert torch.equal(x2, x) and torch.equal(y2, y)
-    G = ConditionalGenerator(z_dim=6, width=4).eval()
-    code = pack_code(torch.randn(5, 6), y, 10)
-    out = PackedGenerator(G)(code)
-    assert torch.equal(unpack_images(out, 10)[1], y)
-    torch.testing.assert_close(unpack_images(out, 10)[0], G(code[:, :6], y))
-    D = ConditionalDiscriminator(width=4).eval()
-    torch.testing.assert_close(PackedDiscriminator(D).eval()(packed), D(x, y))
-
-
 def test_random_shift_moves_whole_images_by_at_most_the_shift():
     torch.manual_seed(0)
     x = -torch.ones(16, 1, 28, 28)
@@ -72,6 +55,8 @@ def test_random_shift_moves_whole_images_by_at_most_the_shift():
         (r, c) = torch.nonzero(img[0] == 1)[0].tolist()
         assert abs(r - 14) <= 2 and abs(c - 14) <= 2
     assert len({tuple(torch.nonzero(img[0] == 1)[0].tolist()) for img in out}) > 1
+    state = torch.get_rng_state()
+    assert random_shift(x, 0) is x and torch.equal(torch.get_rng_state(), state)  # 0 = off
 
 
 def test_bad_labels_are_refused():
@@ -85,30 +70,155 @@ def test_bad_labels_are_refused():
         D(torch.zeros(2, 3, 28, 28), torch.tensor([0, 1]))
 
 
+class RecordingD(nn.Module):
+    """A linear projection D(x, y) = w.x + b + <e_y, x> that records every (x, y) it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(784, 1)
+        self.embed = nn.Embedding(10, 784)
+        self.seen = []
+
+    def forward(self, x, y):
+        self.seen.append((x.detach().clone(), y.clone()))
+        h = x.flatten(1)
+        return self.lin(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
+
+def tiny_run(shift=0, **kwargs):
+    torch.manual_seed(0)
+    G, D = ConditionalGenerator(z_dim=8, width=4), RecordingD()
+    return ConditionalGANRun(
+        G,
+        D,
+        torch.optim.SGD(G.parameters(), lr=0.1),
+        torch.optim.SGD(D.parameters(), lr=0.1),
+        shift=shift,
+        **kwargs,
+    )
+
+
+def a_batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(10, 1, 28, 28, generator=g) * 2 - 1, torch.arange(10).flip(0)
+
+
+def params(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def test_conditional_gan_step_changes_g_and_d_and_leaves_d_only_its_own_gradient():
+    run = tiny_run()
+    real, y = a_batch()
+    G0, D0 = copy.deepcopy(run.G), copy.deepcopy(run.D)
+    g_before, d_before = params(run.G), params(run.D)
+    torch.manual_seed(5)
+    stats = conditional_gan_step(run, (real, y))
+    assert all(not torch.equal(v, g_before[k]) for k, v in run.G.named_parameters())
+    assert all(not torch.equal(v, d_before[k]) for k, v in run.D.named_parameters())
+    assert all(p.requires_grad for p in run.D.parameters())  # frozen() restored them
+    # D judged (real, y), then (G(z, y), y) twice (D's step, G's step): always the real labels
+    assert len(run.D.seen) == 3 and all(torch.equal(seen_y, y) for _, seen_y in run.D.seen)
+    assert torch.equal(run.D.seen[0][0], real)
+    # by hand: the same z (torch's global generator), G before its update
+    torch.manual_seed(5)
+    z = torch.randn(10, 8)
+    with torch.no_grad():
+        fake = G0(z, y)
+    assert torch.allclose(run.D.seen[1][0], fake, atol=1e-6)
+    # L_D = -mean log sigmoid(D(x, y)) - mean log(1 - sigmoid(D(G(z, y), y)))
+    loss_D = F.binary_cross_entropy_with_logits(D0(real, y), torch.ones(10)) + (
+        F.binary_cross_entropy_with_logits(D0(fake, y), torch.zeros(10))
+    )
+    assert torch.allclose(stats["loss_D"], loss_D.detach(), atol=1e-6)
+    # D's .grad is the gradient of D's own loss alone: G's step added nothing to it
+    loss_D.backward()
+    for (name, p), p0 in zip(run.D.named_parameters(), D0.parameters(), strict=True):
+        assert torch.allclose(p.grad, p0.grad, atol=1e-6), name
+    # L_G = -mean log sigmoid(D(G(z, y), y)), with D after its own update
+    with torch.no_grad():
+        loss_G = -F.logsigmoid(run.D(fake, y)).mean()
+    assert torch.allclose(stats["loss_G"], loss_G, atol=1e-5)
+    assert 0 < float(stats["D_x"]) < 1 and 0 < float(stats["D_G_z"]) < 1
+
+
+def test_every_image_d_sees_is_shifted_when_shift_is_on():
+    run = tiny_run(shift=2)
+    real, y = -torch.ones(10, 1, 28, 28), torch.arange(10)
+    real[:, :, 14, 14] = 1.0
+    conditional_gan_step(run, (real, y))
+    seen_real = run.D.seen[0][0]
+    moved = [tuple(torch.nonzero(img[0] == 1)[0].tolist()) for img in seen_real]
+    assert all(abs(r - 14) <= 2 and abs(c - 14) <= 2 for r, c in moved)
+    assert any((r, c) != (14, 14) for r, c in moved)
+    # fakes too: the -1 fill of a shift shows at the border of some shifted fake
+    fakes = torch.cat([run.D.seen[1][0], run.D.seen[2][0]])  # tanh output is never exactly -1
+    top, bottom = fakes[..., :2, :].flatten(1), fakes[..., -2:, :].flatten(1)
+    assert ((top == -1).all(dim=1) | (bottom == -1).all(dim=1)).any()
+
+
+def test_the_step_refuses_batches_without_labels():
+    run = tiny_run()
+    with pytest.raises(ValueError, match="images, labels"):
+        conditional_gan_step(run, torch.zeros(10, 1, 28, 28))
+
+
+def test_conditional_run_settings_and_refusals(tmp_path):
+    run = tiny_run(shift=2)
+    assert run.z_dim == 8 and run.config["shift"] == 2 and run.config["z_dim"] == 8
+    with pytest.raises(ValueError, match="n_dis=2"):
+        tiny_run(n_dis=2)
+    with pytest.raises(ValueError, match="shift must be >= 0"):
+        tiny_run(shift=-1)
+    x, y = a_batch()
+    fit(
+        run,
+        conditional_gan_step,
+        Batches(x, y, batch_size=5),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="shift: 2 there, 0 now"):
+        fit(
+            tiny_run(shift=0),
+            conditional_gan_step,
+            Batches(x, y, batch_size=5),
+            4,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+
+
 def test_a_few_fit_steps_train_and_samples_follow_labels(tmp_path):
     torch.manual_seed(0)
     x = torch.rand(40, 1, 28, 28) * 2 - 1
     y = torch.arange(10).repeat(4)
     G, D = ConditionalGenerator(z_dim=8, width=8), ConditionalDiscriminator(width=8)
     before = [p.detach().clone() for p in G.parameters()]
-    run = GANRun(
-        PackedGenerator(G),
-        PackedDiscriminator(D, shift=2),
+    run = ConditionalGANRun(
+        G,
+        D,
         torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999)),
         torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999)),
-        g_input="batch",
+        shift=2,
     )
     history = fit(
         run,
-        ConditionalBatches(x, y, 20, 8),
+        conditional_gan_step,
+        Batches(x, y, batch_size=20),
         6,
         log_every=3,
         checkpoint_dir=tmp_path,
         progress=False,
     )
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["loss_D"])) for h in history)
+    assert {"loss_D", "loss_G", "D_x", "D_G_z"} <= set(history[-1])
     assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters(), strict=True))
     assert (tmp_path / "latest.pt").is_file()
+    assert run.sample(torch.randn(3, 8), torch.tensor([1, 2, 3])).shape == (3, 1, 28, 28)
+    G.train()
     s = sample_digits(G, torch.tensor([1, 2, 3]), seed=0)
-    assert s.shape == (3, 1, 28, 28)
+    assert s.shape == (3, 1, 28, 28) and G.training  # eval mode inside, the mode restored
     assert torch.equal(s, sample_digits(G, torch.tensor([1, 2, 3]), seed=0))  # fixed noise per seed

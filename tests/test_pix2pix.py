@@ -1,15 +1,32 @@
-"""pix2pix networks: shapes, sizes against the reference implementation, receptive fields."""
+"""pix2pix: the networks (shapes, sizes against the reference implementation, receptive fields),
+the conditional D loss, the D and G steps and training with ``fit``."""
+
+import copy
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ganlib.data import Batches
 from ganlib.models.pix2pix import (
     EncoderDecoderGenerator,
     PatchDiscriminator,
     UNetGenerator,
     receptive_field,
 )
+from ganlib.pix2pix import (
+    Pix2PixRun,
+    conditional_d_loss,
+    linear_decay,
+    pix2pix_d_step,
+    pix2pix_g_step,
+    pix2pix_step,
+)
+from ganlib.precision import Precision
+from ganlib.train import fit
+from ganlib.translation import make_task_pairs, translation_scores
 
 
 def n_params(m: nn.Module) -> int:
@@ -151,3 +168,261 @@ def test_a_few_pix2pix_steps_lower_the_l1_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+# --- the conditional D loss, the schedule, the steps --------------------------------------------
+
+
+def photo(h=32, w=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+
+
+class MeanD(torch.nn.Module):
+    """A stand-in D whose logit is a fixed function of its input, to check the loss by hand."""
+
+    def forward(self, pair):
+        return pair.mean(dim=1, keepdim=True)
+
+
+def test_conditional_d_loss_by_hand():
+    torch.manual_seed(0)
+    s, y, fake = torch.randn(2, 1, 4, 4), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    lr = torch.cat([s, y], 1).mean(1)
+    lf = torch.cat([s, fake], 1).mean(1)
+    # -1/2 (E log sigmoid(l_real) + E log(1 - sigmoid(l_fake)))
+    expected = -0.5 * (
+        torch.log(torch.sigmoid(lr)).mean() + torch.log(1 - torch.sigmoid(lf)).mean()
+    )
+    assert torch.allclose(conditional_d_loss(MeanD(), s, y, fake), expected, atol=1e-6)
+
+
+def test_linear_decay_schedule():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1.0)
+    sched = linear_decay(opt, 10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+
+
+def _run(G, D, steps=10, opt=torch.optim.Adam, lr=2e-3, **kwargs):
+    extra = {"betas": (0.5, 0.999)} if opt is torch.optim.Adam else {}
+    return Pix2PixRun(
+        G,
+        D,
+        opt(G.parameters(), lr=lr, **extra),
+        opt(D.parameters(), lr=lr, **extra),
+        steps=steps,
+        **kwargs,
+    )
+
+
+def _tiny_pix2pix(steps, gan_weight=1.0, **kwargs):
+    torch.manual_seed(0)
+    G = UNetGenerator(1, 3, width=8, depth=3)
+    D = PatchDiscriminator(4, 8, n_layers=1)
+    return _run(G, D, steps, gan_weight=gan_weight, config={"test": True}, **kwargs)
+
+
+def _gray_pairs(n=32):
+    crops = torch.stack([photo(32, 32, s) for s in range(n)])
+    crops = F.avg_pool2d(crops.float(), 5, 1, 2).round().byte()  # smoother: learnable quickly
+    return make_task_pairs(crops, "gray2color")
+
+
+def _weights(m):
+    return [p.detach().clone() for p in m.parameters()]
+
+
+def _changed(before, m):
+    return any(not torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
+
+
+def test_naive_discriminator_never_sees_a_fake():
+    torch.manual_seed(0)
+    s, y = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    D = PatchDiscriminator(3, 4, n_layers=1, norm="none")
+    grads = []
+    for seed in (0, 1):  # two different generators: D's update must not depend on G
+        torch.manual_seed(seed)
+        G = UNetGenerator(1, 3, width=4, depth=2)
+        run = _run(G, D, opt=torch.optim.SGD, lr=0.0, d_mode="naive")
+        pix2pix_d_step(run, s, y)
+        grads.append(torch.cat([p.grad.flatten() for p in D.parameters()]))
+    assert torch.equal(grads[0], grads[1])
+    with pytest.raises(ValueError, match="d_mode"):
+        _run(G, D, d_mode="wrong")
+
+
+def test_conditional_d_step_reports_the_logits_it_trained_on():
+    # D_x and D_G_z come from the two forwards of the loss (no extra ones), before the update
+    torch.manual_seed(0)
+    s, y = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    G = UNetGenerator(1, 3, width=4, depth=2).eval()  # eval: no dropout, so G(s) is repeatable
+    D = PatchDiscriminator(4, 4, n_layers=1)  # batch norm in training mode: batch statistics
+    before = copy.deepcopy(D)
+    with torch.no_grad():
+        fake = G(s)
+        d_x = torch.sigmoid(before(torch.cat([s, y], 1))).mean()
+        d_g_z = torch.sigmoid(before(torch.cat([s, fake], 1))).mean()
+    calls = []
+    D.register_forward_hook(lambda *_: calls.append(1))
+    stats = pix2pix_d_step(_run(G, D, lr=0.1), s, y)
+    assert len(calls) == 2
+    assert float(stats["D_x"]) == pytest.approx(float(d_x), abs=1e-6)
+    assert float(stats["D_G_z"]) == pytest.approx(float(d_g_z), abs=1e-6)
+    assert not torch.equal(before.net[0].weight, D.net[0].weight)  # and D did change
+
+
+def test_d_step_changes_only_d_and_g_step_only_g():
+    target, source = _gray_pairs(4)
+    run = _tiny_pix2pix(10)
+    g0, d0 = _weights(run.G), _weights(run.D)
+    stats = pix2pix_d_step(run, source, target)
+    assert _changed(d0, run.D) and not _changed(g0, run.G)
+    assert all(p.grad is None for p in run.G.parameters())  # G(x) was made without a graph
+    assert set(stats) == {"loss_D", "D_x", "D_G_z"}
+
+    run = _tiny_pix2pix(10)
+    g0, d0 = _weights(run.G), _weights(run.D)
+    stats = pix2pix_g_step(run, source, target)
+    assert _changed(g0, run.G) and not _changed(d0, run.D)
+    assert all(p.grad is None for p in run.D.parameters())  # gradients went through D only
+    assert all(p.requires_grad for p in run.D.parameters())  # and D is trainable again
+    assert set(stats) == {"loss_G", "loss_l1", "loss_adv"}
+    # L_G = L_cGAN + lambda L_L1
+    expected = stats["loss_adv"] + 100.0 * stats["loss_l1"]
+    assert float(stats["loss_G"]) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_pix2pix_step_trains_d_then_g_and_steps_both_schedules():
+    target, source = _gray_pairs(4)
+    run = _tiny_pix2pix(10)
+    g0, d0 = _weights(run.G), _weights(run.D)
+    stats = pix2pix_step(run, (target, source))
+    assert _changed(g0, run.G) and _changed(d0, run.D)
+    assert {"loss_D", "D_x", "D_G_z", "loss_G", "loss_l1", "loss_adv"} == set(stats)
+    assert run.sched_G.last_epoch == run.sched_D.last_epoch == 1
+
+
+def test_l1_only_step_leaves_d_alone():
+    target, source = _gray_pairs(4)
+    run = _tiny_pix2pix(10, gan_weight=0.0)
+    g0, d0 = _weights(run.G), _weights(run.D)
+    calls = []
+    run.D.register_forward_hook(lambda *_: calls.append(1))
+    stats = pix2pix_step(run, (target, source))
+    assert set(stats) == {"loss_G", "loss_l1"}
+    assert _changed(g0, run.G) and not _changed(d0, run.D)
+    assert not calls and all(p.grad is None for p in run.D.parameters())
+    # L_G = lambda L_L1
+    assert float(stats["loss_G"]) == pytest.approx(100.0 * float(stats["loss_l1"]), rel=1e-6)
+    assert run.sched_G.last_epoch == 1 and run.sched_D.last_epoch == 0
+
+
+@pytest.mark.parametrize("d_mode", ["conditional", "unconditional", "naive"])
+def test_pix2pix_step_runs_its_forwards_under_autocast(d_mode):
+    target, source = _gray_pairs(4)
+    d_in = 3 if d_mode == "naive" else 4
+    torch.manual_seed(0)
+    G, D = UNetGenerator(1, 3, width=8, depth=3), PatchDiscriminator(d_in, 8, n_layers=1)
+    run = _run(G, D, d_mode=d_mode, precision=Precision("cpu", "bf16"))
+    assert run.config["precision"] == "bf16"
+    seen = []
+
+    def record(*_):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+
+    run.G.register_forward_hook(record)
+    run.D.register_forward_hook(record)
+    stats = pix2pix_step(run, (target, source))
+    assert len(seen) >= 4  # G in both steps, D in both
+    assert all(s == (True, torch.bfloat16) for s in seen), seen
+    assert all(v.dtype == torch.float32 and math.isfinite(float(v)) for v in stats.values())
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_pix2pix_trains_a_few_steps():
+    target, source = _gray_pairs()
+    run = _tiny_pix2pix(40)
+    before = translation_scores(run.sample(source), target)
+    history = fit(
+        run,
+        pix2pix_step,
+        Batches(target, source, batch_size=8),
+        run.steps,
+        log_every=10,
+        progress=False,
+    )
+    after = translation_scores(run.sample(source), target)
+    assert run.step == 40 and len(history) == 4
+    assert all(math.isfinite(v) for r in history for v in r.values())
+    assert {"loss_D", "loss_G", "loss_l1", "loss_adv", "D_x", "D_G_z"} <= set(history[-1])
+    assert after["l1"] < before["l1"]
+    assert run.opt_G.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed to 0
+
+
+def test_pix2pix_resume_equals_an_uninterrupted_run(tmp_path):
+    target, source = _gray_pairs(16)
+    full = _tiny_pix2pix(6)
+    fit(full, pix2pix_step, Batches(target, source, batch_size=4), 6, log_every=1, progress=False)
+
+    class Crash:
+        def on_checkpoint(self, run, path):
+            if run.step == 3:
+                raise KeyboardInterrupt
+
+    first = _tiny_pix2pix(6)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            first,
+            pix2pix_step,
+            Batches(target, source, batch_size=4),
+            6,
+            hooks=(Crash(),),
+            log_every=1,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=3,
+            progress=False,
+        )
+    resumed = _tiny_pix2pix(6)
+    fit(
+        resumed,
+        pix2pix_step,
+        Batches(target, source, batch_size=4),
+        6,
+        log_every=1,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=3,
+        resume=True,
+        progress=False,
+    )
+    for a, b in zip(full.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert [r["loss_G"] for r in full.history] == [r["loss_G"] for r in resumed.history]
+    other = _tiny_pix2pix(6, gan_weight=0.5)  # another setting: refused, with its name
+    with pytest.raises(ValueError, match="gan_weight"):
+        fit(
+            other,
+            pix2pix_step,
+            Batches(target, source, batch_size=4),
+            6,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+
+
+def test_l1_only_run_skips_the_discriminator():
+    target, source = _gray_pairs(8)
+    run = _tiny_pix2pix(3, gan_weight=0.0)
+    d_before = _weights(run.D)
+    history = fit(
+        run, pix2pix_step, Batches(target, source, batch_size=4), 3, log_every=1, progress=False
+    )
+    assert "loss_D" not in history[-1]
+    assert not _changed(d_before, run.D)

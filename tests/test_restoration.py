@@ -1,32 +1,35 @@
-"""Degradations, classic baselines and evaluation for restoration, against references."""
+"""Degradations, classic baselines, evaluation and the restoration GAN step, against references."""
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio
 
+from ganlib.baselines import DENOISERS, denoise_classic, inpaint_classic
+from ganlib.images import luma
+from ganlib.losses import masked_l1
 from ganlib.models.pix2pix import PatchDiscriminator, UNetGenerator
 from ganlib.models.resnet import DnCNN
 from ganlib.restoration import (
-    DENOISERS,
     CompositeGenerator,
     RestorationBatches,
+    RestorationGANRun,
     add_gaussian_noise,
     apply_mask,
     composite,
-    denoise_classic,
     evaluate,
-    inpaint_classic,
     inpainting_input,
     mask_bank,
-    masked_l1,
     rectangle_mask,
+    restoration_step,
     stroke_mask,
     to_gray,
 )
-from ganlib.train import GANRun, SupervisedRun, fit, fit_supervised
+from ganlib.train import SupervisedRun, fit, supervised_step
 
 
 def smooth_image(size=64, seed=0):
@@ -93,6 +96,14 @@ def test_composite_keeps_known_pixels_and_masked_l1_counts_the_hole_only():
     assert torch.equal(out[m.expand_as(x) == 1], pred[m.expand_as(x) == 1])
     hand = (pred - x).abs()[..., 4:8, 4:8].mean()
     assert masked_l1(pred, x, m).item() == pytest.approx(hand.item(), rel=1e-6)
+    # by hand: 2 missing pixels of 3 channels, errors 1, 2, 3 and 4, 5, 6 -> 21 / 6 = 3.5
+    target, prediction = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 100.0)
+    prediction[0, :, 0, 0], prediction[0, :, 1, 1] = (
+        torch.tensor([1.0, 2, 3]),
+        torch.tensor([4.0, 5, 6]),
+    )
+    hole = torch.tensor([[[[1.0, 0], [0, 1]]]])
+    assert masked_l1(prediction, target, hole).item() == pytest.approx(3.5)
     assert masked_l1(pred, x, torch.zeros_like(m)).item() == 0.0
     with pytest.raises(ValueError, match="mask size"):
         composite(pred, x, torch.zeros(2, 1, 8, 8))
@@ -150,6 +161,11 @@ def test_evaluate_matches_scikit_image_and_caps_identical_images():
 def test_to_gray_is_bt601_luma():
     img = torch.tensor([255, 0, 0], dtype=torch.uint8)[:, None, None].expand(3, 2, 2)
     assert torch.allclose(to_gray(img), torch.full((1, 2, 2), 0.299))
+    rgb = torch.randint(
+        0, 256, (3, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(to_gray(rgb), luma(rgb.float() / 255))  # the float luma, not rounded
+    assert torch.equal(to_gray(rgb[:1]), rgb[:1].float() / 255)
     with pytest.raises(ValueError, match="uint8"):
         to_gray(torch.rand(3, 4, 4))
 
@@ -170,28 +186,107 @@ def test_restoration_batches_noise_level_and_inpainting_input():
         RestorationBatches(clean, 8, sigmas=[0.1])
 
 
+def tiny_restoration_run(**kwargs):
+    torch.manual_seed(0)
+    G = DnCNN(channels=1, width=4, depth=3)
+    D = PatchDiscriminator(in_ch=1, width=4, n_layers=2)
+    return RestorationGANRun(
+        G,
+        D,
+        torch.optim.SGD(G.parameters(), lr=0.1),
+        torch.optim.SGD(D.parameters(), lr=0.1),
+        **kwargs,
+    )
+
+
+def params(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def test_restoration_step_changes_g_and_d_and_computes_its_formulas():
+    run = tiny_restoration_run(adv_weight=0.5)
+    clean, noisy = next(RestorationBatches(torch.rand(16, 1, 32, 32), 8, sigmas=[50], seed=0))
+    G0, D0 = copy.deepcopy(run.G), copy.deepcopy(run.D)
+    g_before, d_before = params(run.G), params(run.D)
+    seen = []
+    run.D.register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))
+    stats = restoration_step(run, (clean, noisy))
+    assert all(not torch.equal(v, g_before[k]) for k, v in run.G.named_parameters())
+    assert all(not torch.equal(v, d_before[k]) for k, v in run.D.named_parameters())
+    assert all(p.requires_grad for p in run.D.parameters())  # frozen() restored them
+    # by hand, with G before its update: D judged the clean images, then G(y) twice
+    with torch.no_grad():
+        restored = G0(noisy)
+    assert len(seen) == 3 and torch.equal(seen[0], clean)
+    assert torch.allclose(seen[1], restored, atol=1e-6) and torch.allclose(
+        seen[2], restored, atol=1e-6
+    )
+    real_logits, fake_logits = D0(clean), D0(restored)
+    # L_D = -mean log sigmoid(D(x)) - mean log(1 - sigmoid(D(G(y))))
+    loss_D = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + (
+        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    )
+    assert torch.allclose(stats["loss_D"], loss_D.detach(), atol=1e-6)
+    # D's .grad is the gradient of D's own loss alone: G's step added nothing to it
+    loss_D.backward()
+    for (name, p), p0 in zip(run.D.named_parameters(), D0.parameters(), strict=True):
+        assert torch.allclose(p.grad, p0.grad, atol=1e-6), name
+    # L_G = mean |G(y) - x| + adv_weight * (-mean log sigmoid(D(G(y)))), D after its update
+    with torch.no_grad():
+        l1 = (restored - clean).abs().mean()
+        adv = -F.logsigmoid(copy.deepcopy(run.D)(restored)).mean()
+    assert torch.allclose(stats["loss_content"], l1, atol=1e-6)
+    assert torch.allclose(stats["loss_adv"], adv, atol=1e-5)
+    assert torch.allclose(stats["loss_G"], l1 + 0.5 * adv, atol=1e-5)
+    assert 0 < float(stats["D_x"]) < 1 and 0 < float(stats["D_G_z"]) < 1
+
+
+def test_restoration_run_records_adv_weight_and_refuses_another_on_resume(tmp_path):
+    run = tiny_restoration_run()
+    assert run.adv_weight == 0.01 and run.config["adv_weight"] == 0.01
+    assert run.config["z_dim"] is None
+    with pytest.raises(ValueError, match="share_fake=True"):
+        tiny_restoration_run(share_fake=True)
+    clean = torch.rand(16, 1, 32, 32)
+    fit(
+        run,
+        restoration_step,
+        RestorationBatches(clean, 4, sigmas=[25]),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="adv_weight: 0.01 there, 0.1 now"):
+        fit(
+            tiny_restoration_run(adv_weight=0.1),
+            restoration_step,
+            RestorationBatches(clean, 4, sigmas=[25]),
+            4,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+
+
 def test_l1_and_adversarial_restorers_train_a_few_steps(tmp_path):
     torch.manual_seed(0)
     clean = torch.rand(32, 1, 32, 32)
     dn = DnCNN(channels=1, width=4, depth=3)
     run = SupervisedRun(dn, torch.optim.Adam(dn.parameters(), 1e-3), loss="l1")
-    fit_supervised(
-        run, RestorationBatches(clean, 4, sigmas=[25, 50]), 3, log_every=1, progress=False
-    )
+    batches = RestorationBatches(clean, 4, sigmas=[25, 50])
+    fit(run, supervised_step, batches, 3, log_every=1, progress=False)
     assert len(run.history) == 3
     G = CompositeGenerator(UNetGenerator(in_ch=2, out_ch=1, width=4, depth=5, dropout=0.0))
     D = PatchDiscriminator(in_ch=1, width=4, n_layers=2)
-    gan = GANRun(
+    gan = RestorationGANRun(
         G,
         D,
         torch.optim.Adam(G.parameters(), 1e-3),
         torch.optim.Adam(D.parameters(), 2e-4),
-        g_input="batch",
-        content_loss=torch.nn.functional.l1_loss,
         adv_weight=0.01,
     )
     batches = RestorationBatches(clean, 4, masks=mask_bank(4, 32, "mixed"))
-    fit(gan, batches, 2, log_every=1, checkpoint_dir=tmp_path, progress=False)
+    fit(gan, restoration_step, batches, 2, log_every=1, checkpoint_dir=tmp_path, progress=False)
     assert (tmp_path / "latest.pt").is_file() and "loss_content" in gan.history[-1]
     # the composite generator never changes known pixels
     x, inp = next(batches)

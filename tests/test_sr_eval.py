@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from ganlib.__main__ import main
+from ganlib.checkpoint import save_checkpoint
 from ganlib.data import load_sr_images, sr_image_paths
+from ganlib.gan import GANRun
+from ganlib.models import DCGANDiscriminator, DCGANGenerator
 from ganlib.models.sr import SRCNN
 from ganlib.sr import bicubic_upscaler, evaluate_sr, model_upscaler, save_sr_model
 
@@ -81,10 +84,9 @@ def test_checkpoint_scale_and_kind_mismatches_are_named(tmp_path, capsys):
     path = save_sr_model(tmp_path / "srcnn.pt", SRCNN(scale=4), "srcnn", {"scale": 4})
     assert main(["eval-sr", "--checkpoint", str(path), "--scale", "2"]) == 2
     assert "run with --scale 4" in capsys.readouterr().err
-    from ganlib.checkpoint import save_checkpoint
-    from tests.test_train import tiny_run
-
-    gan = save_checkpoint(tmp_path / "gan.pt", tiny_run().state_dict())
+    G, D = DCGANGenerator(z_dim=8, width=8), DCGANDiscriminator(width=8)
+    run = GANRun(G, D, torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters()), z_dim=8)
+    gan = save_checkpoint(tmp_path / "gan.pt", run.state_dict())
     assert main(["eval-sr", "--checkpoint", str(gan)]) == 2
     assert "not an SR model" in capsys.readouterr().err
 

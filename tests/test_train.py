@@ -1,13 +1,18 @@
+"""The training loop and the GAN steps: what each step changes, the loop's chores, precision."""
+
 import pytest
 import torch
 
+import ganlib.precision
 from ganlib.checkpoint import load_checkpoint
 from ganlib.data import Batches
+from ganlib.gan import GANRun, d_step, g_step, gan_step
 from ganlib.models import DCGANDiscriminator, DCGANGenerator
-from ganlib.train import GANRun, Precision, TrainingDiverged, d_step, fit, g_step
+from ganlib.precision import Precision
+from ganlib.train import SupervisedRun, TrainingDiverged, fit, supervised_step
 
 
-def tiny_run(config=None, width=8):
+def tiny_run(config=None, width=8, **settings):
     torch.manual_seed(0)
     G, D = DCGANGenerator(z_dim=8, width=width), DCGANDiscriminator(width=width)
     return GANRun(
@@ -17,7 +22,12 @@ def tiny_run(config=None, width=8):
         opt_D=torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999)),
         z_dim=8,
         config=config or {"width": width},
+        **settings,
     )
+
+
+def real_images(n=4):
+    return torch.rand(n, 1, 28, 28) * 2 - 1
 
 
 def snapshot(module):
@@ -36,60 +46,180 @@ def params_changed(before, module):
     return any(not torch.equal(before[n], p) for n, p in module.named_parameters())
 
 
+def count_steps(optimizer):
+    """Wrap ``optimizer.step`` so that calls are counted in the returned list's length."""
+    calls, step = [], optimizer.step
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return step(*args, **kwargs)
+
+    optimizer.step = counted
+    return calls
+
+
+# --- The steps: one call changes the right parameters, and only those ---------------------------
+
+
 def test_d_step_updates_only_the_discriminator():
     run = tiny_run()
     g0, d0 = snapshot(run.G), snapshot(run.D)
-    stats = d_step(run.G, run.D, run.opt_D, torch.rand(4, 1, 28, 28) * 2 - 1, run.noise(4))
+    stats = d_step(run, real_images())
     assert params_changed(d0, run.D)
     assert not params_changed(g0, run.G)
+    assert all(p.grad is None for p in run.G.parameters())  # G ran without a graph
     assert set(stats) == {"loss_D", "D_x", "D_G_z"}
     assert all(v.ndim == 0 and not v.requires_grad for v in stats.values())
     assert 0 < float(stats["D_x"]) < 1 and 0 < float(stats["D_G_z"]) < 1
 
 
+def test_d_step_loss_is_the_bce_value_function_of_the_logits_before_the_update():
+    run = tiny_run()
+    x = real_images()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        real_logits, fake_logits = run.D(x), run.D(run.G(run.noise(4)))
+    torch.manual_seed(3)  # the same noise inside d_step
+    stats = d_step(run, x)
+    # L_D = -mean log sigmoid(l_real) - mean log(1 - sigmoid(l_fake))
+    expected = -(
+        torch.log(torch.sigmoid(real_logits)).mean()
+        + torch.log(1 - torch.sigmoid(fake_logits)).mean()
+    )
+    torch.testing.assert_close(stats["loss_D"], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stats["D_x"], torch.sigmoid(real_logits).mean())
+
+
 def test_g_step_updates_only_the_generator_and_leaves_no_grads_on_D():
     run = tiny_run()
+    run.D.net[-1].weight.requires_grad_(False)  # a layer frozen by the user stays frozen
+    flags = [p.requires_grad for p in run.D.parameters()]
     g0, d0 = snapshot(run.G), snapshot(run.D)
-    stats = g_step(run.G, run.D, run.opt_G, run.noise(4))
+    stats = g_step(run, run.noise(4))
     assert params_changed(g0, run.G)
     assert not params_changed(d0, run.D)
     assert all(p.grad is None for p in run.D.parameters())
-    assert all(p.requires_grad for p in run.D.parameters())  # restored after the step
-    assert float(stats["loss_G"]) > 0
+    assert [p.requires_grad for p in run.D.parameters()] == flags  # restored as they were
+    assert flags.count(False) == 1
+    assert set(stats) == {"loss_G"} and float(stats["loss_G"]) > 0
 
 
-def test_g_step_rejects_unknown_loss():
+def test_g_step_with_a_shared_fake_does_not_run_G_again():
     run = tiny_run()
-    with pytest.raises(ValueError, match="nonsaturating"):
-        g_step(run.G, run.D, run.opt_G, run.noise(2), loss="wasserstein")
+    calls = []
+    run.G.register_forward_hook(lambda *_: calls.append(1))
+    fake = run.G(run.noise(4))
+    g0 = snapshot(run.G)
+    g_step(run, None, fake)
+    assert len(calls) == 1 and params_changed(g0, run.G)
 
 
-def test_steps_take_a_loss_function_with_the_same_result_as_its_name():
-    from ganlib.losses import d_loss, g_loss_nonsaturating
+def test_gan_step_makes_n_dis_d_updates_per_g_update_on_separate_real_images():
+    run = tiny_run(n_dis=2)
+    d_calls, g_calls = count_steps(run.opt_D), count_steps(run.opt_G)
+    seen = []
+    run.D.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
+    stats = gan_step(run, real_images(8))
+    assert (len(d_calls), len(g_calls)) == (2, 1)
+    assert set(seen) == {4}  # every D forward sees a batch of B = 8 / n_dis
+    assert set(stats) == {"loss_D", "D_x", "D_G_z", "loss_G"}
+    fit(run, gan_step, Batches(real_images(32), batch_size=8), 3, progress=False)
+    assert (len(d_calls), len(g_calls)) == (2 + 6, 1 + 3)
 
-    results = []
-    for d_loss_arg, g_loss_arg in (("bce", "nonsaturating"), (d_loss, g_loss_nonsaturating)):
-        torch.manual_seed(0)
-        run = tiny_run()
-        x, z = torch.rand(4, 1, 28, 28) * 2 - 1, run.noise(4)
-        stats = d_step(run.G, run.D, run.opt_D, x, z, loss=d_loss_arg)
-        stats |= g_step(run.G, run.D, run.opt_G, z, loss=g_loss_arg)
-        results.append({k: float(v) for k, v in stats.items()})
-    assert results[0] == results[1]
+
+def test_gan_step_rejects_a_batch_it_cannot_cut_into_n_dis():
+    run = tiny_run(n_dis=3)
+    with pytest.raises(ValueError, match=r"batch of 8 images .* n_dis = 3"):
+        gan_step(run, real_images(8))
 
 
-def test_fp16_without_cuda_is_refused():
-    with pytest.raises(ValueError, match="CUDA"):
-        Precision("cpu", "fp16")
-    assert Precision("cpu").mode == "fp32"
+def test_gan_run_rejects_bad_settings():
+    with pytest.raises(ValueError, match="n_dis must be >= 1"):
+        tiny_run(n_dis=0)
+    with pytest.raises(ValueError, match="share_fake needs n_dis = 1"):
+        tiny_run(n_dis=2, share_fake=True)
+    with pytest.raises(ValueError, match="hinge, lsgan, nonsaturating, saturating.*wasserstein"):
+        tiny_run(g_loss="wasserstein")
+    with pytest.raises(ValueError, match="d_loss must be one of bce"):
+        tiny_run(d_loss="wgan")
+
+
+def test_settings_are_recorded_in_the_config():
+    run = tiny_run(share_fake=True, g_loss="saturating")
+    assert run.config == {
+        "width": 8,
+        "z_dim": 8,
+        "g_loss": "saturating",
+        "d_loss": "bce",
+        "n_dis": 1,
+        "share_fake": True,
+        "precision": "fp32",
+    }
+
+
+def test_share_fake_runs_G_once_per_step():
+    run = tiny_run(share_fake=True)
+    calls = []
+    run.G.register_forward_hook(lambda *_: calls.append(1))
+    g0, d0 = snapshot(run.G), snapshot(run.D)
+    gan_step(run, real_images())
+    assert len(calls) == 1
+    assert params_changed(g0, run.G) and params_changed(d0, run.D)
+
+
+def test_supervised_step_changes_only_the_model():
+    torch.manual_seed(0)
+    model, other = torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Conv2d(1, 1, 3, padding=1)
+    run = SupervisedRun(model, torch.optim.SGD(model.parameters(), lr=0.1), loss="mse")
+    m0, o0 = snapshot(model), snapshot(other)
+    target, inputs = real_images(), real_images()
+    with torch.no_grad():
+        expected = ((model(inputs) - target) ** 2).mean()  # L_2 before the update
+    stats = supervised_step(run, (target, inputs))
+    torch.testing.assert_close(stats["loss"], expected)
+    assert params_changed(m0, model) and not params_changed(o0, other)
+
+
+def test_supervised_run_rejects_an_unknown_loss():
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        SupervisedRun(model, torch.optim.SGD(model.parameters(), lr=0.1), loss="huber")
+
+
+# --- fit: any step function, the loop's chores ---------------------------------------------------
+
+
+def test_fit_trains_with_a_step_function_written_by_hand():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = SupervisedRun(model, opt)
+
+    def my_step(run, batch):  # least squares, y = 0.5 x
+        x = batch
+        loss = ((run.model(x) - 0.5 * x) ** 2).mean()
+        run.precision.update(loss, run.optimizer, "model")
+        return {"loss": loss.detach()}
+
+    data = torch.linspace(-1, 1, 64)[:, None]
+    history = fit(run, my_step, Batches(data, batch_size=16), 200, log_every=50, progress=False)
+    assert run.step == 200 and [r["step"] for r in history] == [50, 100, 150, 200]
+    assert abs(model.weight.item() - 0.5) < 1e-3
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_fit_rejects_a_step_that_is_not_a_function():
+    run = tiny_run()
+    with pytest.raises(ValueError, match=r"fit\(run, step, batches, steps\)"):
+        fit(run, Batches(real_images(8), batch_size=4), gan_step, 3, progress=False)
 
 
 def test_fit_logs_every_k_steps_and_checkpoints(tmp_path):
     run = tiny_run()
-    data = torch.rand(64, 1, 28, 28) * 2 - 1
     history = fit(
         run,
-        Batches(data, batch_size=8),
+        gan_step,
+        Batches(real_images(64), batch_size=8),
         10,
         log_every=4,
         checkpoint_dir=tmp_path,
@@ -99,12 +229,97 @@ def test_fit_logs_every_k_steps_and_checkpoints(tmp_path):
     assert [r["step"] for r in history] == [4, 8, 10]
     state = load_checkpoint(tmp_path / "latest.pt")
     assert state["step"] == 10
+    assert state["config"] == run.config
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_fit_refuses_images_outside_the_model_range():
+    run = tiny_run()
+    with pytest.raises(ValueError, match=r"\[-1, 1\], got values in \[255, 255\]"):
+        fit(run, gan_step, iter([torch.full((4, 1, 28, 28), 255.0)]), 1, progress=False)
+    with pytest.raises(ValueError, match="to_model_range"):
+        fit(run, gan_step, iter([torch.zeros(4, 1, 28, 28, dtype=torch.uint8)]), 1, progress=False)
+
+
+def test_resume_with_a_changed_setting_names_it(tmp_path):
+    data = real_images(32)
+    fit(
+        tiny_run(),
+        gan_step,
+        Batches(data, batch_size=8),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    for changed_setting, match in (
+        ({"g_loss": "saturating"}, r"g_loss: 'nonsaturating' there, 'saturating' now"),
+        ({"n_dis": 2}, r"n_dis: 1 there, 2 now"),
+    ):
+        run = tiny_run(**changed_setting)
+        with pytest.raises(ValueError, match=match):
+            fit(
+                run,
+                gan_step,
+                Batches(data, batch_size=8),
+                4,
+                checkpoint_dir=tmp_path,
+                resume=True,
+                progress=False,
+            )
+        assert run.step == 0
+
+
+def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path):
+    data = real_images(64)
+
+    def train(steps, resume, ckpt):
+        run = tiny_run()
+        fit(
+            run,
+            gan_step,
+            Batches(data, batch_size=8, seed=5),
+            steps,
+            log_every=3,
+            checkpoint_dir=ckpt,
+            checkpoint_every=3,
+            resume=resume,
+            progress=False,
+        )
+        return run
+
+    straight = train(9, False, tmp_path / "straight")
+    train(5, False, tmp_path / "split")
+    resumed = train(9, True, tmp_path / "split")
+    assert resumed.step == 9
+    for a, b in ((straight.G, resumed.G), (straight.D, resumed.D)):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(x, y), name
+    assert [r["step"] for r in resumed.history] == [3, 5, 6, 9]
+
+
+def test_hinge_runs_log_raw_scores_and_bce_runs_probabilities():
+    hinge = tiny_run(g_loss="hinge", d_loss="hinge")
+    x = real_images()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        real_logits, fake_logits = hinge.D(x), hinge.D(hinge.G(hinge.noise(4)))
+    torch.manual_seed(1)
+    stats = gan_step(hinge, x)
+    assert set(stats) == {"loss_D", "score_real", "score_fake", "loss_G"}
+    torch.testing.assert_close(stats["score_real"], real_logits.mean())  # raw, no sigmoid
+    torch.testing.assert_close(stats["score_fake"], fake_logits.mean())
+    # L_D = mean max(0, 1 - l_real) + mean max(0, 1 + l_fake)
+    expected = torch.relu(1 - real_logits).mean() + torch.relu(1 + fake_logits).mean()
+    torch.testing.assert_close(stats["loss_D"], expected)
+    history = fit(
+        tiny_run(), gan_step, Batches(real_images(16), batch_size=4), 2, log_every=2, progress=False
+    )
+    assert {"D_x", "D_G_z"} <= set(history[0]) and "score_real" not in history[0]
 
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     run = tiny_run()
-    data = torch.rand(64, 1, 28, 28) * 2 - 1
+    data = real_images(64)
 
     def poisoned_batches():
         batches = Batches(data, batch_size=8)
@@ -116,6 +331,7 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"NaN/inf by step 8.*latest\.pt"):
         fit(
             run,
+            gan_step,
             poisoned_batches(),
             50,
             log_every=2,
@@ -128,13 +344,20 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["D"].values() if v.is_floating_point())
 
 
-def test_warns_when_discriminator_wins(tmp_path):
+def test_warns_when_discriminator_wins():
     run = tiny_run()
     run.opt_D.param_groups[0]["lr"] = 5e-2  # a runaway discriminator
     run.opt_G.param_groups[0]["lr"] = 0.0
-    data = torch.rand(64, 1, 28, 28) * 2 - 1
     with pytest.warns(UserWarning, match="discriminator has won"):
-        fit(run, Batches(data, batch_size=16), 120, log_every=5, d_wins_patience=3, progress=False)
+        fit(
+            run,
+            gan_step,
+            Batches(real_images(64), batch_size=16),
+            120,
+            log_every=5,
+            d_wins_patience=3,
+            progress=False,
+        )
 
 
 def test_hooks_see_every_log_and_the_end():
@@ -150,7 +373,8 @@ def test_hooks_see_every_log_and_the_end():
 
     fit(
         run,
-        Batches(torch.rand(32, 1, 28, 28) * 2 - 1, batch_size=8),
+        gan_step,
+        Batches(real_images(32), batch_size=8),
         6,
         hooks=[Recorder()],
         log_every=3,
@@ -171,11 +395,12 @@ def test_generate_draws_n_samples_in_batches_from_the_noise_stream():
 
 
 def test_free_training_state_keeps_the_networks_and_resume_restores_the_optimizers(tmp_path):
-    data = torch.rand(64, 1, 28, 28) * 2 - 1
+    data = real_images(64)
 
     def train(run, steps):
         fit(
             run,
+            gan_step,
             Batches(data, batch_size=8),
             steps,
             checkpoint_dir=tmp_path,
@@ -203,3 +428,52 @@ def test_free_training_state_keeps_the_networks_and_resume_restores_the_optimize
     train(run, 5)
     assert run.step == 5
     assert all(torch.equal(seen["state"][k], adam[k]) for k in adam)
+
+
+# --- Precision -----------------------------------------------------------------------------------
+
+
+def test_fp16_without_cuda_is_refused():
+    with pytest.raises(ValueError, match="CUDA"):
+        Precision("cpu", "fp16")
+    assert Precision("cpu").mode == "fp32"
+    with pytest.raises(ValueError, match="auto, fp32, bf16 or fp16"):
+        Precision("cpu", "fp8")
+
+
+def test_gan_step_runs_its_forward_passes_under_autocast_when_asked():
+    def record_autocast(seen):
+        return lambda *_: seen.append(torch.is_autocast_enabled("cpu"))
+
+    for mode, expected in (("bf16", True), ("fp32", False)):
+        run = tiny_run(precision=Precision("cpu", mode))
+        seen_G, seen_D = [], []
+        run.G.register_forward_hook(record_autocast(seen_G))
+        run.D.register_forward_hook(record_autocast(seen_D))
+        stats = gan_step(run, real_images())
+        assert set(seen_G) == {expected} and set(seen_D) == {expected}, mode
+        assert all(v.dtype == torch.float32 for v in stats.values())  # losses in float32
+        assert run.config["precision"] == mode
+
+
+def test_precision_keeps_one_grad_scaler_per_name():
+    precision = Precision("cpu", "bf16")
+    first = precision._scaler("D")
+    assert precision._scaler("D") is first  # the same object across updates
+    assert precision._scaler("G") is not first
+    assert set(precision.scalers) == {"D", "G"}
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp16")])
+def test_auto_precision_picks_bf16_only_where_the_gpu_computes_it_natively(
+    monkeypatch, native, expected
+):
+    asked = {}
+
+    def is_bf16_supported(including_emulation=True):
+        asked["including_emulation"] = including_emulation
+        return native if not including_emulation else True
+
+    monkeypatch.setattr(ganlib.precision.torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert Precision("cuda", "auto").mode == expected
+    assert asked == {"including_emulation": False}
