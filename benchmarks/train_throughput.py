@@ -15,9 +15,10 @@ network (same seed, so the same initial weights), the same batch size and the sa
   the default memory format, one fake batch reused for the D and the G step. For pix2pix and
   CycleGAN it follows junyanz's ``optimize_parameters`` (one G forward reused, D frozen during the
   G step), for SRGAN the a-PyTorch-Tutorial-to-Super-Resolution order (G step, then D step).
-- **ganlib**: ``ganlib.train.fit`` / ``fit_supervised`` / ``ganlib.translation.fit_pix2pix`` /
-  ``fit_cyclegan`` on ``ganlib.data.Batches`` (data resident on the device), one host sync per
-  log window. Variants switch one technique at a time (``VARIANTS``).
+- **ganlib**: ``ganlib.train.fit(run, step, batches, steps)`` with each model's step
+  (``gan_step``, ``supervised_step``, ``srgan_step``, ``pix2pix_step``, ``cyclegan_step``) on
+  ``ganlib.data.Batches`` (data resident on the device), one host sync per log window. Variants
+  switch one technique at a time (``VARIANTS``).
 
 Throughput: each loop trains ``window`` steps at a time; the loops take turns (rotating order)
 for ``rounds`` rounds after a warm-up, so machine noise hits all of them; we report the median
@@ -41,7 +42,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # --- Sizes ---------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ VARIANTS = {
     "ganlib + foreach Adam": {"adam": "foreach"},
     "ganlib + fused Adam": {"adam": "fused"},
     "ganlib + torch.compile": {"compile": True},
-    "ganlib + share_fake": {"share_fake": True},  # fit(share_fake=True): one G forward per step
+    "ganlib + share_fake": {"share_fake": True},  # GANRun(share_fake=True): one G forward per step
     # the two that helped on CPU, together
     "ganlib + channels_last + share_fake": {"channels_last": True, "share_fake": True},
     "ganlib + bf16 autocast": {"precision": "bf16"},  # GPU only
@@ -153,13 +153,14 @@ def load_data(model: str, size: dict, seed: int = 0):
         return train[: size["n_data"], None]  # (N, 1, 28, 28) uint8
     if model in ("srresnet", "srgan"):
         from ganlib.data import load_sr_images
-        from ganlib.sr import make_pairs
+        from ganlib.sr import make_sr_pairs
 
         images = load_sr_images("t91")
         if size["patch"] <= 32:  # tiny: a few images are enough
             images = images[:8]
-        return make_pairs(images, 4, progress=False)
-    from ganlib.translation import photos, random_crops
+        return make_sr_pairs(images, 4, progress=False)
+    from ganlib.data import photos
+    from ganlib.images import random_crops
 
     images = [im for im in photos(["set14", "set5"]) if min(im.shape[1:]) >= size["size"]]
     return random_crops(images, size["n_crops"], size["size"], seed=seed)
@@ -436,7 +437,7 @@ def reference_runner(model: str, data, size: dict, seed: int, device, workers: i
             last.update(loss_D=loss_D.item(), loss_G=loss_G.item())
 
     else:  # cyclegan
-        from ganlib.translation import ImagePool
+        from ganlib.cyclegan import ImagePool
 
         G_A, G_B, D_A, D_B = nets
         gan, l1 = nn.MSELoss(), nn.L1Loss()
@@ -501,7 +502,7 @@ class _LoaderBatches:
 
     def __next__(self):
         batch = next(self.it)
-        if self.swap:  # the reference's (source, target) -> fit_pix2pix's (target, source)
+        if self.swap:  # the reference's (source, target) -> pix2pix_step's (target, source)
             batch = (batch[1], batch[0])
         return _to_format(batch, self.channels_last)
 
@@ -546,22 +547,19 @@ def ganlib_runner(
     workers: int = 2,
 ) -> Runner:
     """ganlib's loop with one configuration of the techniques (see ``VARIANTS``)."""
-    from ganlib.data import Batches
+    from ganlib.cyclegan import CycleGANRun, cyclegan_step
+    from ganlib.data import Batches, ZipBatches
+    from ganlib.gan import GANRun, gan_step
     from ganlib.images import to_model_range
-    from ganlib.sr import SRPatches
-    from ganlib.train import GANRun, Precision, SupervisedRun, fit, fit_supervised
-    from ganlib.translation import (
-        CycleGANRun,
-        Pix2PixRun,
-        ZipBatches,
-        fit_cyclegan,
-        fit_pix2pix,
-        make_pairs,
-        stylise,
-    )
+    from ganlib.losses import mse_loss
+    from ganlib.pix2pix import Pix2PixRun, pix2pix_step
+    from ganlib.precision import Precision
+    from ganlib.sr import SRGANRun, SRPatches, srgan_step
+    from ganlib.train import SupervisedRun, fit, supervised_step
+    from ganlib.translation import make_task_pairs, stylise
 
     if share_fake and model not in ("dcgan", "srgan"):
-        raise ValueError(f"share_fake is an option of ganlib.train.fit; {model} has its own steps.")
+        raise ValueError(f"share_fake is a GANRun setting; {model} has its own steps.")
     if precision == "bf16" and device.type != "cuda":
         raise ValueError("bf16 autocast is benchmarked on CUDA only; on CPU ganlib trains in fp32.")
     nets = [m.to(device) for m in build_models(model, size, seed)]
@@ -580,7 +578,7 @@ def ganlib_runner(
     elif model in ("srresnet", "srgan"):
         batches = SRPatches(data, 4, size["patch"], b, seed=seed, device=device)
     elif model == "pix2pix":
-        target, source = make_pairs(data, "stylise")
+        target, source = make_task_pairs(data, "stylise")
         batches = Batches(target.to(device), source.to(device), batch_size=b, seed=seed)
     else:
         a, bb = to_model_range(data).to(device), to_model_range(stylise(data)).to(device)
@@ -595,7 +593,10 @@ def ganlib_runner(
     prec = Precision(device, precision)
     total = 10**9  # pix2pix/CycleGAN LR schedules are built for this many steps: flat here
     if model == "dcgan":
-        run = GANRun(trained[0], trained[1], opt[0], opt[1], z_dim=100, precision=prec)
+        run = GANRun(
+            trained[0], trained[1], opt[0], opt[1], z_dim=100, share_fake=share_fake, precision=prec
+        )
+        step = gan_step
     elif model == "srresnet":
         run = SupervisedRun(
             trained[0],
@@ -603,36 +604,30 @@ def ganlib_runner(
             loss="mse",
             precision=prec,
         )
+        step = supervised_step
     elif model == "srgan":
-        run = GANRun(
+        run = SRGANRun(
             trained[0],
             trained[1],
             opt[0],
             opt[1],
-            g_input="batch",
-            content_loss=F.mse_loss,
-            adv_weight=1e-3,
+            share_fake=share_fake,
             precision=prec,
+            content_loss=mse_loss,
+            adv_weight=1e-3,
         )
+        step = srgan_step
     elif model == "pix2pix":
-        run = Pix2PixRun(trained[0], trained[1], opt[0], opt[1], steps=total)
+        run = Pix2PixRun(trained[0], trained[1], opt[0], opt[1], steps=total, precision=prec)
+        step = pix2pix_step
     else:
         opt_G = _adam(itertools.chain(nets[0].parameters(), nets[1].parameters()), adam)
         opt_D = _adam(itertools.chain(nets[2].parameters(), nets[3].parameters()), adam)
-        run = CycleGANRun(*trained, opt_G, opt_D, steps=total)
+        run = CycleGANRun(*trained, opt_G, opt_D, steps=total, precision=prec)
+        step = cyclegan_step
 
     def train(n: int) -> None:
-        kw = dict(log_every=log_every, progress=False)
-        if model in ("dcgan", "srgan"):
-            fit(run, batches, run.step + n, share_fake=share_fake, **kw)
-        elif model == "srresnet":
-            fit_supervised(run, batches, run.step + n, **kw)
-        elif model == "pix2pix":
-            run.steps = run.step + n  # fit_pix2pix trains to run.steps; the LR schedule stays flat
-            fit_pix2pix(run, batches, **kw)
-        else:
-            run.steps = run.step + n
-            fit_cyclegan(run, batches, **kw)
+        fit(run, step, batches, run.step + n, log_every=log_every, progress=False)
 
     def losses() -> dict:
         rec = run.history[-1]

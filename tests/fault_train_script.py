@@ -22,8 +22,9 @@ import traceback
 import torch
 
 from ganlib.data import Batches
+from ganlib.gan import GANRun, gan_step
 from ganlib.models import DCGANDiscriminator, DCGANGenerator
-from ganlib.train import GANRun, fit
+from ganlib.train import fit
 
 CHECKPOINT_EVERY = 2
 
@@ -52,6 +53,7 @@ def main(steps: int, checkpoint_dir: str, out: str) -> None:
     print("ready", flush=True)
     fit(
         run,
+        gan_step,
         Batches(data, batch_size=16, seed=5),
         steps,
         hooks=(ReportCheckpoints(),),

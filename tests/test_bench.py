@@ -78,44 +78,50 @@ def test_sr_memory_probe_tiled_and_untiled():
 
 
 def test_share_fake_runs_G_once_per_step_and_matches_the_two_pass_gradients():
+    from ganlib.gan import GANRun, d_step, g_step, gan_step
     from ganlib.models import DCGANDiscriminator, DCGANGenerator
-    from ganlib.train import GANRun, d_step, fit, g_step
+    from ganlib.train import fit
 
-    def make():
+    def make(share_fake=False):
         torch.manual_seed(0)
         G, D = DCGANGenerator(16, 8), DCGANDiscriminator(8)
         opt = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (G, D)]
-        return GANRun(G, D, opt[0], opt[1], z_dim=16)
+        return GANRun(G, D, opt[0], opt[1], z_dim=16, share_fake=share_fake)
 
     real, z = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 16)
     a, b = make(), make()
     # the shared fake gives the same D step and the same G step as running G twice on the same z
-    sa = d_step(a.G, a.D, a.opt_D, real, z)
-    sb = d_step(b.G, b.D, b.opt_D, real, None, fake=b.G(z))
+    with torch.no_grad():
+        fake_a = a.G(z)
+    sa = d_step(a, real, fake_a)
+    fake_b = b.G(z)  # with its graph, kept for G's step
+    sb = d_step(b, real, fake_b)
     assert torch.allclose(sa["loss_D"], sb["loss_D"])
-    sa = g_step(a.G, a.D, a.opt_G, z)
-    sb = g_step(b.G, b.D, b.opt_G, None, fake=b.G(z))
+    sa = g_step(a, z)
+    sb = g_step(b, None, fake_b)
     assert torch.allclose(sa["loss_G"], sb["loss_G"])
     for p, q in zip(a.G.parameters(), b.G.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-6)
 
     calls = []
-    run = make()
+    run = make(share_fake=True)
     run.G.register_forward_hook(lambda *_: calls.append(1))
     before = tt.snapshot([run.G, run.D])
-    fit(run, iter(lambda: real, None), 3, share_fake=True, progress=False)
+    fit(run, gan_step, iter(lambda: real, None), 3, progress=False)
     assert len(calls) == 3 and tt.changed(before, [run.G, run.D])
     calls.clear()
-    fit(run, iter(lambda: real, None), 5, progress=False)
+    run = make()
+    run.G.register_forward_hook(lambda *_: calls.append(1))
+    fit(run, gan_step, iter(lambda: real, None), 2, progress=False)
     assert len(calls) == 4  # the default runs G twice per step
 
 
 def test_pix2pix_batches_have_the_same_roles_in_every_data_path(mirror_available):
     size, cpu = tt.SIZES["tiny"]["pix2pix"], torch.device("cpu")
     data = tt.load_data("pix2pix", size)
-    from ganlib.translation import make_pairs
+    from ganlib.translation import make_task_pairs
 
-    target, source = make_pairs(data, "stylise")
+    target, source = make_task_pairs(data, "stylise")
     loader = tt._LoaderBatches(tt.reference_loader("pix2pix", data, size, cpu, 0), False, True)
     t, s = next(loader)
     # whichever crop came out, it is (stylised target, photo source), as with Batches

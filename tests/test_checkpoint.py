@@ -8,6 +8,7 @@ import torch
 
 from ganlib.checkpoint import load_checkpoint, save_checkpoint
 from ganlib.data import Batches
+from ganlib.gan import gan_step
 from ganlib.train import fit
 from tests.test_train import tiny_run
 
@@ -15,6 +16,7 @@ RESUME_SCRIPT = textwrap.dedent(
     """
     import sys, torch
     from ganlib.data import Batches
+    from ganlib.gan import gan_step
     from ganlib.train import fit
     from tests.test_train import tiny_run
     steps, ckpt, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -22,7 +24,7 @@ RESUME_SCRIPT = textwrap.dedent(
     run = tiny_run()
     torch.manual_seed(123)
     data = torch.rand(96, 1, 28, 28) * 2 - 1
-    fit(run, Batches(data, batch_size=16, seed=5), steps, log_every=3, checkpoint_dir=ckpt,
+    fit(run, gan_step, Batches(data, batch_size=16, seed=5), steps, log_every=3, checkpoint_dir=ckpt,
         checkpoint_every=3, resume=True, progress=False)
     torch.save({"G": run.G.state_dict(), "D": run.D.state_dict()}, out)
     """
@@ -58,6 +60,7 @@ def test_round_trip_keeps_everything(tmp_path):
     run = tiny_run()
     fit(
         run,
+        gan_step,
         Batches(torch.rand(32, 1, 28, 28) * 2 - 1, batch_size=8),
         4,
         log_every=2,
@@ -109,7 +112,7 @@ def test_a_different_architecture_is_named(tmp_path):
 
 def test_different_settings_are_named(tmp_path):
     save_checkpoint(tmp_path / "c.pt", tiny_run(config={"width": 8, "lr": 1e-3}).state_dict())
-    with pytest.raises(ValueError, match=r"lr: 0.001 there vs 0.0002 here"):
+    with pytest.raises(ValueError, match=r"lr: 0.001 there, 0.0002 now"):
         tiny_run(config={"width": 8, "lr": 2e-4}).load_state_dict(
             load_checkpoint(tmp_path / "c.pt")
         )

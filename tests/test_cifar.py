@@ -22,7 +22,8 @@ from ganlib.cifar import (
     try_inception_scores,
 )
 from ganlib.data import Batches, DatasetUnavailable, load_cifar10
-from ganlib.fid import WeightsUnavailable
+from ganlib.errors import WeightsUnavailable
+from ganlib.gan import gan_step
 from ganlib.train import fit
 
 
@@ -126,38 +127,46 @@ def adam_steps(opt: torch.optim.Optimizer) -> int:
 
 
 @pytest.mark.parametrize("n_dis", [1, 3])
-def test_fit_with_n_dis_takes_n_dis_d_steps_per_g_step_on_32x32_rgb(n_dis):
-    run = sngan_run(width_g=8, width_d=8, z_dim=16)
+def test_gan_step_takes_n_dis_d_steps_per_g_step_on_32x32_rgb(n_dis):
+    run = sngan_run(width_g=8, width_d=8, z_dim=16, n_dis=n_dis)
     real = torch.rand(48, 3, 32, 32) * 2 - 1  # a fake dataset in [-1, 1]
     before = [p.detach().clone() for p in run.G.parameters()]
     history = fit(
-        run, Batches(real, batch_size=n_dis * 4), 3, n_dis=n_dis, log_every=1, progress=False
+        run, gan_step, Batches(real, batch_size=n_dis * 4), 3, log_every=1, progress=False
     )
     assert run.step == 3 and len(history) == 3
     assert adam_steps(run.opt_D) == 3 * n_dis and adam_steps(run.opt_G) == 3
-    assert all(math.isfinite(r[k]) for r in history for k in ("loss_D", "loss_G", "D_x", "D_G_z"))
+    # hinge outputs are raw scores, logged as such (no D_x/D_G_z probabilities)
+    keys = ("loss_D", "loss_G", "score_real", "score_fake")
+    assert all(math.isfinite(r[k]) for r in history for k in keys)
+    assert "D_x" not in history[0]
     assert any(not torch.equal(a, b) for a, b in zip(before, run.G.parameters(), strict=True))
     samples = run.sample(run.noise(5))
     assert samples.shape == (5, 3, 32, 32) and samples.abs().max() <= 1
     # The paper's recipe is what the run stores with its checkpoints.
     assert run.config["betas"] == [0.0, 0.9] and run.config["lr"] == 2e-4
-    assert run.g_loss == run.d_loss == "hinge"
+    assert run.config["n_dis"] == n_dis
+    assert run.config["g_loss"] == run.config["d_loss"] == "hinge"
 
 
-def test_fit_with_n_dis_resumes_from_its_checkpoint(tmp_path):
+def test_sngan_run_takes_the_papers_five_d_steps_by_default():
+    assert sngan_run(8, 8, z_dim=8).n_dis == 5
+
+
+def test_gan_step_with_n_dis_resumes_from_its_checkpoint(tmp_path):
     real = torch.rand(40, 3, 32, 32) * 2 - 1
     torch.manual_seed(0)
-    straight = sngan_run(8, 8, z_dim=8)
-    fit(straight, Batches(real, batch_size=4), 4, n_dis=2, progress=False)
+    straight = sngan_run(8, 8, z_dim=8, n_dis=2)
+    fit(straight, gan_step, Batches(real, batch_size=4), 4, progress=False)
     torch.manual_seed(0)
-    first = sngan_run(8, 8, z_dim=8)
-    fit(first, Batches(real, batch_size=4), 2, n_dis=2, checkpoint_dir=tmp_path, progress=False)
-    resumed = sngan_run(8, 8, z_dim=8)
+    first = sngan_run(8, 8, z_dim=8, n_dis=2)
+    fit(first, gan_step, Batches(real, batch_size=4), 2, checkpoint_dir=tmp_path, progress=False)
+    resumed = sngan_run(8, 8, z_dim=8, n_dis=2)
     fit(
         resumed,
+        gan_step,
         Batches(real, batch_size=4),
         4,
-        n_dis=2,
         checkpoint_dir=tmp_path,
         resume=True,
         progress=False,
@@ -165,18 +174,26 @@ def test_fit_with_n_dis_resumes_from_its_checkpoint(tmp_path):
     assert resumed.step == 4 and adam_steps(resumed.opt_D) == 8
     for a, b in zip(straight.G.parameters(), resumed.G.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="n_dis: 2 there, 3 now"):
+        fit(
+            sngan_run(8, 8, z_dim=8, n_dis=3),
+            gan_step,
+            Batches(real, batch_size=6),
+            4,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
 
 
-def test_fit_with_n_dis_refuses_batches_it_cannot_split():
+def test_n_dis_refuses_settings_and_batches_it_cannot_use():
     with pytest.raises(ValueError, match="n_dis must be >= 1"):
-        fit(sngan_run(8, 8, z_dim=8), iter([]), 1, n_dis=0, progress=False)
-    with pytest.raises(ValueError, match="share_fake"):
-        fit(sngan_run(8, 8, z_dim=8), iter([]), 1, n_dis=2, share_fake=True, progress=False)
-    run = sngan_run(8, 8, z_dim=8)
+        sngan_run(8, 8, z_dim=8, n_dis=0)
+    run = sngan_run(8, 8, z_dim=8, n_dis=3)
     with pytest.raises(ValueError, match="n_dis = 3"):
-        fit(run, iter(lambda: torch.zeros(8, 3, 32, 32), None), 1, n_dis=3, progress=False)
+        fit(run, gan_step, iter(lambda: torch.zeros(8, 3, 32, 32), None), 1, progress=False)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        fit(run, iter(lambda: torch.full((6, 3, 32, 32), 255.0), None), 1, n_dis=3, progress=False)
+        fit(run, gan_step, iter(lambda: torch.full((6, 3, 32, 32), 255.0), None), 1, progress=False)
 
 
 def test_standin_is_32x32_rgb_photo_crops(mirror_available):

@@ -58,6 +58,41 @@ def test_live_view_draws_a_png():
     assert png[:4] == b"\x89PNG" and len(png) > 1000
 
 
+def test_live_view_passes_a_tuple_of_fixed_inputs_to_the_run():
+    run = tiny_run()
+    run.history = [{"step": 1, "loss_D": 1.0, "loss_G": 0.7, "score_real": 2.0, "score_fake": -1.5}]
+    z, labels = run.noise(4), torch.arange(4)
+    seen = []
+
+    def sample(*inputs):  # what a conditional run's sample(z, y) receives
+        seen.append(inputs)
+        return run.G(inputs[0]).detach()
+
+    run.sample = sample
+    assert LiveView((z, labels)).draw(run)[:4] == b"\x89PNG"
+    LiveView(z).draw(run)
+    assert [len(inputs) for inputs in seen] == [2, 1]
+    assert seen[0][0] is z and seen[0][1] is labels and seen[1][0] is z
+
+
+def test_plot_history_draws_probabilities_against_one_half_and_raw_scores_without():
+    import matplotlib.pyplot as plt
+
+    from ganlib.plotting import plot_history
+
+    bce = [{"step": 1, "loss_D": 1.3, "loss_G": 0.7, "D_x": 0.6, "D_G_z": 0.4}]
+    hinge = [{"step": 1, "loss_D": 1.3, "loss_G": 0.7, "score_real": 2.0, "score_fake": -1.5}]
+    _, axes = plt.subplots(2, 2)
+    plot_history(bce, axes[0])
+    plot_history(hinge, axes[1])
+    assert axes[0, 1].get_title() == "discriminator outputs (probabilities)"
+    assert axes[0, 1].get_ylim() == (0, 1) and len(axes[0, 1].lines) == 3  # with the 0.5 line
+    assert axes[1, 1].get_title() == "discriminator outputs (raw scores)"
+    assert [line.get_ydata()[0] for line in axes[1, 1].lines] == [2.0, -1.5]
+    assert [t.get_text() for t in axes[1, 0].get_legend().get_texts()] == ["loss D", "loss G"]
+    plt.close("all")
+
+
 def test_results_are_recorded_for_the_course(tmp_path, monkeypatch):
     from ganlib.results import record
 

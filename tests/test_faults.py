@@ -69,11 +69,12 @@ from ganlib.checkpoint import load_checkpoint
 from ganlib.data import Batches, DatasetUnavailable, IncompleteDownload, download, fetch_file
 from ganlib.degrade import imresize, make_lr, modcrop
 from ganlib.fid import fid
+from ganlib.gan import GANRun, gan_step
 from ganlib.images import check_images, list_images, load_image, to_model_range
 from ganlib.metrics import psnr, ssim
 from ganlib.models import DCGANDiscriminator, DCGANGenerator
 from ganlib.models.sr import SRCNN, SRGANDiscriminator, SRResNet
-from ganlib.train import GANRun, TrainingDiverged, fit
+from ganlib.train import TrainingDiverged, fit
 from tests.fault_train_script import CHECKPOINT_EVERY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -549,7 +550,7 @@ def nan(*shape):
 def fit_one_step(batch):
     G, D = DCGANGenerator(z_dim=8, width=8), DCGANDiscriminator(width=8)
     run = GANRun(G, D, torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters()), z_dim=8)
-    fit(run, iter([batch]), 1, log_every=1, progress=False)
+    fit(run, gan_step, iter([batch]), 1, log_every=1, progress=False)
 
 
 def case(name, error, phrase, call, marks=()):

@@ -7,7 +7,8 @@ import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from ganlib.data import load_mnist
-from ganlib.fid import WeightsUnavailable, class_accuracy, fid, inception_score, kid
+from ganlib.errors import WeightsUnavailable
+from ganlib.fid import class_accuracy, fid, inception_score, kid
 from ganlib.images import to_model_range
 from ganlib.metrics import lpips
 

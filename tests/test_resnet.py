@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from ganlib.gan import GANRun, gan_step
 from ganlib.models.resnet import (
     DeepStack,
     DnCNN,
@@ -14,7 +15,7 @@ from ganlib.models.resnet import (
     SNResNetGenerator,
     StackGenerator,
 )
-from ganlib.train import GANRun, SupervisedRun, fit, fit_supervised
+from ganlib.train import SupervisedRun, fit, supervised_step
 
 
 def n_params(module: nn.Module) -> int:
@@ -154,8 +155,10 @@ def test_sngan_trains_a_few_steps_with_hinge_loss():
         d_loss="hinge",
     )
     before = [p.detach().clone() for p in G.parameters()]
-    history = fit(run, iter(lambda: torch.rand(8, 1, 28, 28) * 2 - 1, None), 3, progress=False)
+    batches = iter(lambda: torch.rand(8, 1, 28, 28) * 2 - 1, None)
+    history = fit(run, gan_step, batches, 3, progress=False)
     assert run.step == 3 and all(torch.isfinite(torch.tensor(h["loss_D"])) for h in history)
+    assert {"score_real", "score_fake"} <= set(history[-1])  # hinge: raw scores, not D_x
     assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters(), strict=True))
 
 
@@ -187,7 +190,7 @@ def test_residual_dncnn_starts_near_the_identity_and_trains():
     run = SupervisedRun(res, torch.optim.Adam(res.parameters(), 1e-3), loss="mse")
     x = torch.zeros(4, 1, 16, 16)
     batches = iter(lambda: (x, x + 0.1 * torch.randn_like(x)), None)
-    fit_supervised(run, batches, 20, log_every=10, progress=False)
+    fit(run, supervised_step, batches, 20, log_every=10, progress=False)
     assert run.history[-1]["loss"] < run.history[0]["loss"]
 
 

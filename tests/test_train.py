@@ -456,6 +456,7 @@ def test_gan_step_runs_its_forward_passes_under_autocast_when_asked():
         assert run.config["precision"] == mode
 
 
+@pytest.mark.filterwarnings("ignore:.*GradScaler is enabled, but CUDA is not available")
 def test_precision_keeps_one_grad_scaler_per_name():
     precision = Precision("cpu", "bf16")
     first = precision._scaler("D")
