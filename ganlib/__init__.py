@@ -8,7 +8,7 @@ gan_step`` and ``from ganlib.train import fit``; every concept has one module:
 - the pieces: ``losses`` (every loss), ``models``, ``images`` (ranges, luma, crops), ``data``,
   ``degrade``, ``metrics``, ``fid``, ``errors``, ``digits`` (the digit classifier), ``plotting``;
 - one module per lesson's method, each with its step: ``sr`` (02), ``augment``, ``conditional``,
-  ``restoration`` (03), ``cifar`` (04), ``translation``, ``pix2pix``, ``cyclegan`` (05);
+  ``restoration`` and ``baselines`` (03), ``cifar`` (04), ``translation``, ``pix2pix``, ``cyclegan`` (05);
 - the course itself: ``course``, ``results``, ``exercises``, ``student``, ``colab``, ``env``.
 """
 
