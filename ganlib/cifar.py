@@ -27,7 +27,7 @@ from ganlib.errors import WeightsUnavailable
 from ganlib.fid import fid, inception_score
 from ganlib.gan import GANRun
 from ganlib.images import random_crops, to_model_range
-from ganlib.models.resnet import SNResNetDiscriminator, SNResNetGenerator
+from ganlib.models.sngan import SNResNetDiscriminator, SNResNetGenerator
 
 STANDIN = "offline stand-in: 32x32 crops of the T91/BSD200 photos, not CIFAR-10, no Inception FID"
 

@@ -11,10 +11,9 @@ from ganlib.models.resnet import (
     PlainBlock,
     ResidualBlock,
     ResnetImageGenerator,
-    SNResNetDiscriminator,
-    SNResNetGenerator,
     StackGenerator,
 )
+from ganlib.models.sngan import SNResNetDiscriminator, SNResNetGenerator
 from ganlib.train import SupervisedRun, fit, supervised_step
 
 
