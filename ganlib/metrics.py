@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
+from scipy.ndimage import correlate1d
 
 from ganlib.images import luma
 
@@ -92,40 +93,48 @@ def psnr(sr: torch.Tensor, hr: torch.Tensor, crop: int = 0, channel: str = "y") 
     return sum(values) / len(values)
 
 
-_SSIM_CHUNK = 2  # images per SSIM computation (bounds its memory; the result does not depend on it)
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian g (size,), sum 1; the 2-D window is the outer product g g^T."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Each plane of (..., H, W) filtered with the window g g^T, keeping the (H - k + 1, W - k + 1)
+    positions where the window lies inside the image: the 2-D filter as two 1-D passes (scipy's
+    C loops; 22 multiplications per pixel instead of 121)."""
+    r = len(g) // 2
+    x = correlate1d(correlate1d(x, g, axis=-1, mode="nearest"), g, axis=-2, mode="nearest")
+    return x[..., r:-r, r:-r]
 
 
 def ssim(sr: torch.Tensor, hr: torch.Tensor, crop: int = 0, channel: str = "y") -> float:
     """Structural similarity (Wang et al. 2004): Gaussian window 11x11, sigma 1.5, K1 = 0.01,
-    K2 = 0.03, on [0, 255] data, averaged over windows that lie inside the image, then over the
-    batch. The SSIM map comes from torchmetrics.
+    K2 = 0.03, on [0, 255] data, averaged over the windows that lie inside the image (Wang's
+    ``ssim.m`` 'valid' filtering, as scikit-image), then over the channels and the batch.
+
+    The Gaussian window is separable, so each local mean is two 1-D passes, in float64 (values
+    equal those of the 2-D filter to 1e-12, about 50x faster than torchmetrics' 2-D one).
 
     Args: as :func:`psnr`.
     """
-    sr, hr = _prepare(sr, hr, crop, channel)
-    if min(sr.shape[-2:]) < 11:
+    x, y = _prepare(sr, hr, crop, channel)
+    if min(x.shape[-2:]) < 11:
         raise ValueError(
-            f"SSIM needs images of at least 11x11 after cropping, got {tuple(sr.shape[-2:])}."
+            f"SSIM needs images of at least 11x11 after cropping, got {tuple(x.shape[-2:])}."
         )
-    per_image = []
-    # A few images at a time: torchmetrics filters five float64 maps per image, which took 7 GB
-    # for 22 images of 256x256 at once.
-    for sr_chunk, hr_chunk in zip(sr.split(_SSIM_CHUNK), hr.split(_SSIM_CHUNK), strict=True):
-        _, ssim_map = structural_similarity_index_measure(
-            sr_chunk,
-            hr_chunk,
-            gaussian_kernel=True,
-            sigma=1.5,
-            kernel_size=11,
-            data_range=255.0,
-            k1=0.01,
-            k2=0.03,
-            return_full_image=True,
-        )
-        # torchmetrics averages the map over reflect-padded borders too; the standard definition
-        # (Wang's ssim.m, 'valid' filtering; scikit-image) keeps only windows inside the image.
-        per_image.append(ssim_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)))
-    return float(torch.cat(per_image).mean())
+    x, y = x.cpu().numpy(), y.cpu().numpy()  # float64 (N, C, H, W)
+    # local means of x, y, x^2, y^2 and xy: 5 x (N, C, H - 10, W - 10)
+    stack = _filter_valid(np.stack([x, y, x * x, y * y, x * y]), _gaussian_window().numpy())
+    mu_x, mu_y, xx, yy, xy = stack
+    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    # SSIM = (2 mu_x mu_y + C1)(2 cov_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2))
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return float(ssim_map.mean(axis=(1, 2, 3)).mean())
 
 
 @torch.no_grad()

@@ -127,3 +127,14 @@ def test_pix2pix_batches_have_the_same_roles_in_every_data_path(mirror_available
     # whichever crop came out, it is (stylised target, photo source), as with Batches
     i = next(k for k in range(len(source)) if torch.allclose(source[k], s[0], atol=1e-5))
     assert torch.allclose(target[i], t[0], atol=1e-5)
+
+
+def test_ssim_benchmark_reports_both_timings_and_equal_values(capsys, monkeypatch):
+    from benchmarks import ssim_speed
+
+    monkeypatch.setattr("sys.argv", ["ssim_speed", "--repeats", "1", "--threads", "1"])
+    ssim_speed.main()
+    out = capsys.readouterr().out
+    assert "torchmetrics 2-D SSIM" in out and "ganlib separable SSIM" in out
+    diff = float(out.rsplit("values:", 1)[1])
+    assert diff < 1e-10
