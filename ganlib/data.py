@@ -2,15 +2,17 @@
 
 Where data comes from, in order:
 
-1. the cache folder ``$GANLIB_DATA`` (default: ``data/`` in the repository, else
+1. the small sets that ship with the course in the repository's ``data/`` (the MNIST test split,
+   Set5, Set14, T91: see ``data/README.md``), when they pass their checksum;
+2. the cache folder ``$GANLIB_DATA`` (default: ``data/`` in the repository, else
    ``~/.cache/ganlib/data``), when the files there pass their checksum;
-2. an offline mirror ``$GANLIB_DATA_MIRROR`` laid out like ``../shared/datasets``
-   (``MNIST/raw/*.gz``, ``sr/Set5/*.png``, ...), copied into the cache after checking;
-3. the dataset's official download URLs.
+3. an offline mirror ``$GANLIB_DATA_MIRROR`` laid out like the cache (``MNIST/raw/*.gz``,
+   ``sr/Set5/*.png``, ...), copied into the cache after checking;
+4. the dataset's official download URLs.
 
-If all three fail, :class:`DatasetUnavailable` says which dataset, where it looked and how to get
-it. Splits are never swapped silently: asking for the MNIST ``train`` split offline is an error,
-not the test split in disguise.
+If all fail, :class:`DatasetUnavailable` says which dataset, where it looked and how to get it.
+Splits are never swapped silently: asking for the MNIST ``train`` split offline is an error, not
+the test split in disguise.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ import torch
 from ganlib.images import list_images
 
 _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+# The sets committed with the course (data/README.md). A module attribute so that tests of the
+# download paths can hide them.
+BUNDLED_ROOT = _REPO_DATA
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -212,6 +217,17 @@ def _download_retrying(
     return "; then ".join(problems)
 
 
+def _shipped_file_ok(relpath: str) -> bool:
+    """Whether ``relpath`` is one of the files shipped in ``data/`` and matches the SHA-256 that
+    ``data/SHA256SUMS`` lists for it (the rest of ``data/`` is the download cache)."""
+    sums = BUNDLED_ROOT / "SHA256SUMS"
+    if not sums.is_file():
+        return False
+    listed = dict(reversed(line.split()) for line in sums.read_text().splitlines() if line)
+    path = BUNDLED_ROOT / relpath
+    return relpath in listed and path.is_file() and file_digest(path, "sha256") == listed[relpath]
+
+
 def fetch_file(
     relpath: str,
     checksum: str,
@@ -242,6 +258,8 @@ def fetch_file(
     Raises:
         DatasetUnavailable: listing every place tried and what went wrong there.
     """
+    if _shipped_file_ok(relpath) and file_digest(BUNDLED_ROOT / relpath, algorithm) == checksum:
+        return BUNDLED_ROOT / relpath  # shipped with the course; read in place, never modified
     dest = data_root() / relpath
     tried = []
     if dest.is_file():
@@ -274,8 +292,9 @@ def fetch_file(
     raise DatasetUnavailable(
         f"{dataset}: could not get {relpath}.\nTried:\n  - "
         + "\n  - ".join(tried)
-        + f"\nTo fix: connect to the internet and run again, or put the file at {dest}, or set "
-        "GANLIB_DATA_MIRROR to a folder holding it (e.g. ../shared/datasets)."
+        + f"\nTo fix: connect to the internet and run again, or put the file at {dest} (copied "
+        "from a machine that has it), or set GANLIB_DATA_MIRROR to a folder that holds "
+        f"{relpath}."
     )
 
 
@@ -323,7 +342,7 @@ def _load_idx_dataset(name: str, dataset_cls, split: str) -> tuple[torch.Tensor,
             hint = ""
             if name == "MNIST" and split == "train":
                 hint = (
-                    "\nOffline, only the MNIST test split is available (../shared/datasets): "
+                    "\nOffline, only the MNIST test split is available (it ships in data/): "
                     "pass the split explicitly, e.g. `python -m ganlib course --only 01 "
                     "-p mnist_split=test`, or set mnist_split = 'test' in the parameters cell."
                 )
@@ -743,7 +762,8 @@ def sr_image_paths(name: str) -> list[Path]:
     as a file re-encoded from those checked pixels. Nothing else is ever placed in the cache.
 
     The download addresses could not be tested from the machines this course is built on (they
-    have no internet); offline, the mirror (``../shared/datasets``) serves every set.
+    have no internet). Set5, Set14 and T91 ship with the course (``data/sr/``, T91 as PNG with
+    the same pixels), so only BSD200 and DIV2K ever need a download.
 
     Raises:
         DatasetUnavailable: some images are in none of these places; the message says how many
@@ -757,9 +777,17 @@ def sr_image_paths(name: str) -> list[Path]:
         )
     folder = SR_SETS[key]
     files, pixels = _sr_checksums()[folder], _sr_checksums("sr_pixels.sha256")[folder]
-    root = data_root() / "sr" / folder
-    missing, cached = {}, 0
+    root, shipped = data_root() / "sr" / folder, BUNDLED_ROOT / "sr" / folder
+    missing, cached, found = {}, 0, {}
     for filename, digest in files.items():
+        # the shipped copy keeps the name, or is a PNG of the same pixels (T91's BMPs)
+        for name in (filename, f"{Path(filename).stem}.png"):
+            ok = _shipped_file_ok(f"sr/{folder}/{name}")
+            if ok and _sr_file_ok(shipped / name, digest, pixels[filename]):
+                found[filename] = shipped / name
+                break
+        if filename in found:
+            continue
         if (root / filename).is_file() and _sr_file_ok(root / filename, digest, pixels[filename]):
             cached += 1
             continue
@@ -767,7 +795,7 @@ def sr_image_paths(name: str) -> list[Path]:
             fetch_file(f"sr/{folder}/{filename}", digest, [], dataset=folder, algorithm="sha256")
         except DatasetUnavailable:
             missing[filename] = (digest, pixels[filename])
-    from_mirror = len(files) - cached - len(missing)
+    from_mirror = len(files) - len(found) - cached - len(missing)
     notes = _sr_from_archives(folder, missing) if missing else []
     if missing:
         mirror = mirror_root()
@@ -786,11 +814,11 @@ def sr_image_paths(name: str) -> list[Path]:
                     *notes,
                 ]
             )
-            + f"\nTo fix: connect to the internet and run again, or copy the folder sr/{folder} of "
-            f"the offline datasets (../shared/datasets/sr/{folder}) to {root}, or set "
-            f"GANLIB_DATA_MIRROR to the folder that holds sr/{folder} (e.g. ../shared/datasets)."
+            + f"\nTo fix: connect to the internet and run again, or copy a folder sr/{folder} "
+            f"with these images from a machine that has it to {root}, or set GANLIB_DATA_MIRROR "
+            f"to the folder that holds sr/{folder}."
         )
-    return [root / filename for filename in sorted(files)]
+    return [found.get(filename, root / filename) for filename in sorted(files)]
 
 
 # --- DIV2K: the optional larger SR training set -----------------------------------------------

@@ -5,7 +5,7 @@ from ganlib.data import Batches, DatasetUnavailable, load_mnist, mnist_for_gan
 
 
 def test_mnist_test_split_from_the_offline_mirror(
-    tmp_path, monkeypatch, mirror_available, no_network
+    tmp_path, monkeypatch, mirror_available, no_network, no_shipped_data
 ):
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
     images, labels = load_mnist("test")
@@ -14,7 +14,9 @@ def test_mnist_test_split_from_the_offline_mirror(
     assert (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()  # cached copy
 
 
-def test_a_corrupt_cached_file_is_replaced(tmp_path, monkeypatch, mirror_available, no_network):
+def test_a_corrupt_cached_file_is_replaced(
+    tmp_path, monkeypatch, mirror_available, no_network, no_shipped_data
+):
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -23,7 +25,9 @@ def test_a_corrupt_cached_file_is_replaced(tmp_path, monkeypatch, mirror_availab
     assert len(labels) == 10000
 
 
-def test_missing_dataset_says_what_where_and_how(tmp_path, monkeypatch, no_network):
+def test_missing_dataset_says_what_where_and_how(
+    tmp_path, monkeypatch, no_network, no_shipped_data
+):
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("GANLIB_DATA_MIRROR", str(tmp_path / "empty-mirror"))
     with pytest.raises(DatasetUnavailable) as err:
@@ -44,7 +48,7 @@ def test_train_split_offline_is_never_swapped_for_test(
         mnist_for_gan("train")
 
 
-def test_gan_split_keeps_heldout_digits_apart(mirror_available):
+def test_gan_split_keeps_heldout_digits_apart():
     train, held = mnist_for_gan("test")
     assert len(train) == 8000 and len(held) == 2000
     test_images, _ = load_mnist("test")
@@ -97,3 +101,41 @@ def test_batches_transform_each_tensor_of_a_batch():
 def test_batches_yield_image_label_pairs():
     x, y = next(Batches(torch.zeros(10, 1, 28, 28), torch.arange(10), batch_size=4))
     assert x.shape == (4, 1, 28, 28) and y.shape == (4,)
+
+
+def test_shipped_sets_load_with_no_cache_no_mirror_and_no_network(
+    tmp_path, monkeypatch, no_network
+):
+    """A fresh clone offline: the MNIST test split, Set5, Set14 and T91 come from data/."""
+    from ganlib.data import BUNDLED_ROOT, load_sr_images
+
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
+    images, labels = load_mnist("test")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    for name, count in (("set5", 5), ("set14", 14), ("t91", 91)):
+        loaded = load_sr_images(name)
+        assert len(loaded) == count and all(img.shape[0] == 3 for _, img in loaded)
+    assert not (tmp_path / "empty-cache").exists()  # read in place, nothing copied
+    with pytest.raises(DatasetUnavailable, match="BSD200"):
+        load_sr_images("bsd200")  # not shipped: needs the mirror or a download
+    assert BUNDLED_ROOT.name == "data"
+
+
+def test_shipped_files_match_data_sha256sums():
+    import hashlib
+
+    from ganlib.data import BUNDLED_ROOT
+
+    listed = {}
+    for line in (BUNDLED_ROOT / "SHA256SUMS").read_text().splitlines():
+        digest, relpath = line.split()
+        listed[relpath] = digest
+    shipped = sorted(
+        str(p.relative_to(BUNDLED_ROOT))
+        for pattern in ("MNIST/raw/t10k-*", "sr/Set5/*.png", "sr/Set14/*.png", "sr/T91/*.png")
+        for p in BUNDLED_ROOT.glob(pattern)
+    )
+    assert sorted(listed) == shipped and len(shipped) == 2 + 5 + 14 + 91
+    for relpath, digest in listed.items():
+        assert hashlib.sha256((BUNDLED_ROOT / relpath).read_bytes()).hexdigest() == digest, relpath
