@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ganlib-installed
+DEV_STAMP := $(VENV)/.ganlib-dev-installed
 # torch and torchvision must come as a matching pair from the package index. A CPU-only
 # torch wheel from elsewhere plus index torchvision fails at import with
 # "operator torchvision::nms does not exist". Keep in sync with environment.yml.
@@ -20,33 +21,38 @@ ARGS ?=
 
 .PHONY: setup course test student lint format lab clean-venv
 
+# What a student needs: ganlib, JupyterLab, papermill (make course). `make test` adds the dev tools.
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PAIR)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[lab]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ganlib)" >/dev/null
 	@touch $(STAMP)
 	@echo "ganlib environment ready in $(VENV)"
 
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(DEV_STAMP)
+
 course: $(STAMP)
 	$(PY) -m ganlib course $(ARGS)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks
 	$(PY) -m ruff format --check ganlib tests notebooks scripts benchmarks
 	$(PY) -m pytest $(ARGS)
 
 # Student versions of the notebooks (nbgrader: solutions stubbed, hidden tests removed) in student/.
-student: $(STAMP)
+student: $(DEV_STAMP)
 	$(PY) -m ganlib student
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(PY) -m ruff check --fix ganlib tests notebooks scripts benchmarks
 	$(PY) -m ruff format ganlib tests notebooks scripts benchmarks
 

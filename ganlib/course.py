@@ -88,7 +88,13 @@ def run_notebook(
     timeout: int | None = None,
 ) -> NotebookResult:
     """Execute one notebook with papermill under ``profile``; never raises for a failing cell."""
-    import papermill as pm
+    try:
+        import papermill as pm
+    except ImportError:
+        raise ImportError(
+            "Running the course's notebooks headless needs papermill, which comes with the 'lab' "
+            "extra: run `make setup`, or `pip install -e '.[lab]'` in the repository."
+        ) from None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / notebook.name

@@ -46,3 +46,18 @@ def test_torch_pair_is_pinned_identically():
     pinned = dict(re.findall(r"(torch|torchvision)==([\d.]+)", makefile))
     env = (REPO / "environment.yml").read_text()
     assert f"pytorch={pinned['torch']}" in env and f"torchvision={pinned['torchvision']}" in env
+
+
+def test_requirements_txt_is_the_core_dependency_list():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    listed = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert listed == pyproject["dependencies"]
+
+
+def test_a_student_install_brings_no_test_or_lint_tools():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    student = pyproject["dependencies"] + pyproject["optional-dependencies"]["lab"]
+    names = {_name_and_spec(r)[0] for r in student}
+    assert not names & {"pytest", "ruff", "playwright", "nbgrader"}
+    assert "papermill" not in {_name_and_spec(r)[0] for r in pyproject["dependencies"]}
