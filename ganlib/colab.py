@@ -74,9 +74,18 @@ def setup_colab(
         return None
     from google.colab import drive
 
-    drive.mount(drive_root)
-    root = Path(drive_root) / "MyDrive" / folder
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        drive.mount(drive_root)
+        root = Path(drive_root) / "MyDrive" / folder
+        root.mkdir(parents=True, exist_ok=True)
+    except Exception as err:  # noqa: BLE001 - declined, timed out or failed: same way on
+        reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        print(
+            f"WARNING: Google Drive could not be mounted ({reason}), so checkpoints stay on this "
+            "Colab machine and are lost when it disconnects. The notebook continues; to keep "
+            "them, run this cell again and allow access to Drive."
+        )
+        return None
     os.environ[CHECKPOINT_ENV] = str(root)
     print(f"Checkpoints go to {root}: after a disconnect, run the notebook again to resume.")
     return root

@@ -73,3 +73,15 @@ def test_setup_on_colab_without_drive_says_what_is_lost(fake_colab, capsys):
     assert setup_colab(use_drive=False) is None
     assert fake_colab == ["widgets"] and "GANLIB_CHECKPOINT_ROOT" not in os.environ
     assert "lost" in capsys.readouterr().out
+
+
+def test_a_declined_drive_mount_warns_once_and_continues(fake_colab, monkeypatch, capsys):
+    def decline(root):
+        raise ValueError("mount failed")  # what google.colab raises when access is declined
+
+    monkeypatch.setattr(sys.modules["google.colab"].drive, "mount", decline)
+    assert setup_colab() is None
+    out = capsys.readouterr().out
+    assert out.count("WARNING") == 1 and "mount failed" in out and "lost" in out
+    assert "GANLIB_CHECKPOINT_ROOT" not in os.environ
+    assert default_checkpoint_root() == "../checkpoints"
