@@ -328,6 +328,8 @@ def fit(
             "Did you pass the batches or the number of steps in its place? The order is "
             "fit(run, step, batches, steps)."
         )
+    if run.device.type == "cuda":  # fixed shapes: let cuDNN pick its fastest kernels once
+        torch.backends.cudnn.benchmark = True
     ckpt = Path(checkpoint_dir) / "latest.pt" if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.parent.is_dir():
         # Half-written files from a run killed mid-save; never read, only wasting disk.
