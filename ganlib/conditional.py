@@ -57,21 +57,36 @@ class ConditionalGANRun(GANRun):
         super().__post_init__()
 
 
+def translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Move image i down by ``dy[i]`` and right by ``dx[i]`` pixels (negative: up, left).
+
+    out[i, :, r, c] = x[i, :, r - dy[i], c - dx[i]] where that pixel exists, else -1 (the
+    background of digits in the model range). Differentiable in ``x``: each output pixel is
+    one input pixel or the constant fill, so G's gradient passes through to the pixels kept.
+
+    Args:
+        x: Images (B, C, H, W).
+        dy, dx: Integer offsets (B,) in pixels.
+    """
+    b, _, h, w = x.shape
+    m = int(max(dy.abs().max(), dx.abs().max())) if b else 0
+    padded = F.pad(x, (m,) * 4, value=-1.0)  # (B, C, H + 2m, W + 2m); x[r] sits at row r + m
+    rows = (m - dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (m - dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[bi, ci, rows, cols]  # (B, C, H, W)
+
+
 def random_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], filling with -1.
+    """:func:`translate` each image by its own random (dy, dx), each in [-max_shift, max_shift].
 
     ``max_shift = 0`` returns ``x`` itself (and draws no random numbers).
     """
     if max_shift == 0:
         return x
-    b, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, value=-1.0)  # (B, C, H + 2s, W + 2s)
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b), device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
-    bi = torch.arange(b, device=x.device)[:, None, None, None]
-    ci = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return padded[bi, ci, rows, cols]  # (B, C, H, W)
+    dy, dx = torch.randint(-max_shift, max_shift + 1, (2, x.shape[0]), device=x.device)
+    return translate(x, dy, dx)
 
 
 def conditional_gan_step(run: ConditionalGANRun, batch) -> dict[str, torch.Tensor]:

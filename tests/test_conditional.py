@@ -13,9 +13,15 @@ from ganlib.conditional import (
     conditional_gan_step,
     random_shift,
     sample_digits,
+    translate,
 )
 from ganlib.data import Batches
-from ganlib.models.conditional import ConditionalDiscriminator, ConditionalGenerator
+from ganlib.models.conditional import (
+    ConditionalBatchNorm2d,
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+    projection_logits,
+)
 from ganlib.train import fit
 
 
@@ -29,6 +35,27 @@ def test_generator_shapes_range_and_conditioning():
     assert out.min() >= -1 and out.max() <= 1
     # the same noise with another label gives another image: the label reaches G
     assert not torch.allclose(out, G(z, torch.tensor([9, 9, 9, 9])))
+
+
+def test_conditional_batch_norm_scales_and_shifts_by_class():
+    torch.manual_seed(0)
+    norm = ConditionalBatchNorm2d(3, n_classes=4)
+    with torch.no_grad():
+        norm.gain.weight.copy_(torch.arange(12.0).reshape(4, 3))
+        norm.bias.weight.copy_(-torch.arange(12.0).reshape(4, 3))
+    h, y = torch.randn(5, 3, 2, 2), torch.tensor([0, 1, 3, 3, 2])
+    # gamma_y * (h - mu) / sigma + beta_y, batch statistics per channel
+    mu, var = h.mean((0, 2, 3), keepdim=True), h.var((0, 2, 3), unbiased=False, keepdim=True)
+    gamma, beta = norm.gain.weight[y][:, :, None, None], norm.bias.weight[y][:, :, None, None]
+    expected = gamma * (h - mu) / torch.sqrt(var + 1e-5) + beta
+    torch.testing.assert_close(norm(h, y), expected)
+
+
+def test_projection_logits_by_hand():
+    psi, embed = nn.Linear(3, 1), nn.Embedding(2, 3)
+    h, y = torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    expected = h @ psi.weight[0] + psi.bias + (embed.weight[y] * h).sum(1)
+    torch.testing.assert_close(projection_logits(h, y, psi, embed), expected)
 
 
 def test_discriminator_is_the_projection_formula():
@@ -57,6 +84,23 @@ def test_random_shift_moves_whole_images_by_at_most_the_shift():
     assert len({tuple(torch.nonzero(img[0] == 1)[0].tolist()) for img in out}) > 1
     state = torch.get_rng_state()
     assert random_shift(x, 0) is x and torch.equal(torch.get_rng_state(), state)  # 0 = off
+
+
+def test_translate_moves_each_image_by_its_own_offset_and_fills_with_background():
+    x = torch.arange(32, dtype=torch.float32).reshape(2, 1, 4, 4).requires_grad_()
+    out = translate(x, torch.tensor([1, -2]), torch.tensor([0, 3]))
+    # image 0: one row down; row 0 is background
+    assert torch.equal(out[0, 0, 1:], x[0, 0, :3]) and (out[0, 0, 0] == -1).all()
+    # image 1: two rows up and three columns right; only x[1, 0, 2:, :1] is still in the frame
+    assert torch.equal(out[1, 0, :2, 3:], x[1, 0, 2:, :1])
+    assert (out[1, 0, 2:] == -1).all() and (out[1, 0, :, :3] == -1).all()
+    # the gradient reaches exactly the pixels that stay in the frame
+    out.sum().backward()
+    kept = torch.zeros(2, 1, 4, 4)
+    kept[0, 0, :3], kept[1, 0, 2:, :1] = 1, 1
+    assert torch.equal(x.grad, kept)
+    gone = translate(x.detach(), torch.tensor([4, 0]), torch.tensor([0, -9]))
+    assert (gone == -1).all()  # moved out of the frame entirely
 
 
 def test_bad_labels_are_refused():
