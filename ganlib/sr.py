@@ -24,8 +24,8 @@ from ganlib.checkpoint import load_checkpoint, load_module_state, save_checkpoin
 from ganlib.degrade import imresize, make_lr, modcrop
 from ganlib.gan import GANRun, d_step
 from ganlib.images import list_images, load_image, to_model_range, to_unit_range
-from ganlib.losses import G_LOSSES, mse_loss
-from ganlib.metrics import psnr, ssim
+from ganlib.losses import G_LOSSES, d_loss, g_loss_nonsaturating, mse_loss
+from ganlib.metrics import psnr, rgb_to_y, ssim, to_255
 from ganlib.models.sr import SR_MODELS
 from ganlib.train import evaluating, frozen
 
@@ -90,10 +90,35 @@ def model_upscaler(model: nn.Module, device: torch.device | str = "cpu") -> Upsc
     return upscale
 
 
+def laplacian_energy(img: torch.Tensor, crop: int = 0) -> float:
+    """Mean squared Laplacian of an image's Y channel (uint8 or [0, 1]; Y in [16, 235]).
+
+    The Laplacian responds to detail at the finest scale (edges, texture, noise), so this is the
+    image's high-frequency energy; ``crop`` pixels are removed from every border first.
+    """
+    y = rgb_to_y(to_255(img))  # (B, 1, H, W)
+    if crop:
+        y = y[..., crop:-crop, crop:-crop]
+    # L = y[i-1, j] + y[i+1, j] + y[i, j-1] + y[i, j+1] - 4 y[i, j]
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=y.dtype)
+    lap = torch.nn.functional.conv2d(y, kernel.view(1, 1, 3, 3))  # (B, 1, H-2, W-2)
+    return float((lap**2).mean())
+
+
+def hf_ratio(sr: torch.Tensor, hr: torch.Tensor, crop: int = 0) -> float:
+    """High-frequency energy of ``sr`` over that of ``hr`` (:func:`laplacian_energy` on Y).
+
+    1 = as much fine detail as the HR image, whether or not it sits in the right places; below 1
+    = smoother than HR (a pixel-loss network's average guess is); above 1 = more (noise, ringing).
+    """
+    return laplacian_energy(sr, crop) / laplacian_energy(hr, crop)
+
+
 def evaluate_sr(
     upscale: Upscaler, images: list[tuple[str, torch.Tensor]], scale: int, channel: str = "y"
 ) -> list[dict]:
-    """PSNR/SSIM of ``upscale`` on HR ``images`` under the protocol; one row per image."""
+    """PSNR, SSIM and :func:`hf_ratio` of ``upscale`` on HR ``images`` under the protocol; one
+    row per image."""
     rows = []
     for name, hr in images:
         hr = modcrop(hr, scale)
@@ -108,6 +133,7 @@ def evaluate_sr(
                 "image": name,
                 "psnr": psnr(sr, hr, crop=scale, channel=channel),
                 "ssim": ssim(sr, hr, crop=scale, channel=channel),
+                "hf_ratio": hf_ratio(sr, hr, crop=scale),
             }
         )
     return rows
@@ -266,6 +292,34 @@ class SRGANRun(GANRun):
                 f"{type(self.content_loss).__name__}; e.g. ganlib.losses.mse_loss."
             )
         super().__post_init__()
+
+
+def srgan_g_loss(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    fake_logits: torch.Tensor,
+    content_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse_loss,
+    adv_weight: float = 1e-3,
+) -> torch.Tensor:
+    """SRGAN's perceptual generator loss, l_SR = l_content + adv_weight * l_adv.
+
+    Args:
+        sr, hr: G's output and the HR target (B, C, H, W), model range [-1, 1].
+        fake_logits: D's logits for ``sr`` (B,).
+        content_loss: ``f(sr, hr) -> loss``. Default: pixel MSE (SRGAN-MSE).
+        adv_weight: The weight of l_adv. Default: 1e-3 (the paper's).
+    """
+    # l_SR = l_content + adv_weight * l_adv, with l_adv = -mean log D(G(I_LR))
+    return content_loss(sr, hr) + adv_weight * g_loss_nonsaturating(fake_logits)
+
+
+def srgan_d_loss(D: nn.Module, hr: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+    """SRGAN's discriminator loss on HR vs super-resolved images; ``sr`` is detached (trains D only).
+
+    L_D = -mean log D(I_HR) - mean log(1 - D(G(I_LR))), with D returning logits.
+    """
+    # L_D = -log D(I_HR) - log(1 - D(G(I_LR)))
+    return d_loss(D(hr), D(sr.detach()))
 
 
 def srgan_step(run: SRGANRun, batch) -> dict[str, torch.Tensor]:

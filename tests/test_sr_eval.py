@@ -1,4 +1,5 @@
-"""The eval-sr command and the SR protocol against the published bicubic figure (offline)."""
+"""The eval-sr command, the SR protocol against the published bicubic figure (offline), and the
+high-frequency ratio."""
 
 import math
 import shutil
@@ -9,10 +10,18 @@ import torch
 from ganlib.__main__ import main
 from ganlib.checkpoint import save_checkpoint
 from ganlib.data import load_sr_images, sr_image_paths
+from ganlib.degrade import imresize, make_lr, modcrop
 from ganlib.gan import GANRun
 from ganlib.models import DCGANDiscriminator, DCGANGenerator
 from ganlib.models.sr import SRCNN
-from ganlib.sr import bicubic_upscaler, evaluate_sr, model_upscaler, save_sr_model
+from ganlib.sr import (
+    bicubic_upscaler,
+    evaluate_sr,
+    hf_ratio,
+    laplacian_energy,
+    model_upscaler,
+    save_sr_model,
+)
 
 
 def last_line_numbers(text):
@@ -99,3 +108,34 @@ def test_untrained_model_runs_through_the_protocol(mirror_available):
 def test_unknown_dataset_lists_the_choices():
     with pytest.raises(ValueError, match="set5, set14, t91, bsd200"):
         sr_image_paths("div2k")
+
+
+def test_laplacian_energy_of_a_checkerboard_by_hand():
+    # grey 0/255 checkerboard: Y = 16 / 235; at every inner pixel L = 4 (y_neighbour - y) = +-4 * 219
+    board = ((torch.arange(8)[:, None] + torch.arange(8)[None]) % 2 * 255).byte().expand(3, 8, 8)
+    assert math.isclose(laplacian_energy(board), (4 * 219) ** 2)
+    assert laplacian_energy(torch.full((3, 8, 8), 77, dtype=torch.uint8)) == 0.0
+    assert math.isclose(laplacian_energy(board, crop=2), (4 * 219) ** 2)
+
+
+def test_laplacian_energy_matches_scipy():
+    from scipy import ndimage
+
+    from ganlib.metrics import rgb_to_y, to_255
+
+    img = torch.randint(0, 256, (3, 20, 24), dtype=torch.uint8)
+    y = rgb_to_y(to_255(img))[0, 0].numpy()
+    expected = (ndimage.laplace(y)[1:-1, 1:-1] ** 2).mean()  # scipy pads; compare the interior
+    assert math.isclose(laplacian_energy(img), expected, rel_tol=1e-12)
+
+
+def test_hf_ratio_is_1_for_hr_and_below_1_for_bicubic(mirror_available):
+    _, hr = load_sr_images("set5")[2]
+    hr = modcrop(hr, 4)
+    assert hf_ratio(hr, hr, crop=4) == 1.0
+    blurry = imresize(make_lr(hr, 4), 4)
+    assert 0 < hf_ratio(blurry, hr, crop=4) < 0.5  # x4 bicubic loses most of the finest detail
+    noisy = (hr.float() + torch.randn(hr.shape) * 20).clamp(0, 255).byte()
+    assert hf_ratio(noisy, hr, crop=4) > 1
+    row = evaluate_sr(bicubic_upscaler(4), [("butterfly", hr)], 4)[0]
+    assert math.isclose(row["hf_ratio"], hf_ratio(blurry, hr, crop=4))

@@ -1,6 +1,7 @@
-"""SR networks, their training steps (supervised, SRGAN), tiled inference and the upscale command."""
+"""SR networks, SRGAN's losses, their training steps (supervised, SRGAN), tiled inference and the upscale command."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -19,6 +20,8 @@ from ganlib.sr import (
     make_sr_pairs,
     model_upscaler,
     save_sr_model,
+    srgan_d_loss,
+    srgan_g_loss,
     srgan_step,
     upscale_tiled,
 )
@@ -173,7 +176,36 @@ def test_srgan_step_computes_l_sr_from_its_terms():
     assert torch.allclose(stats["loss_content"], content, atol=1e-6)
     assert torch.allclose(stats["loss_adv"], adv, atol=1e-5)
     assert torch.allclose(stats["loss_G"], content + 1e-3 * adv, atol=1e-6)
+    assert torch.allclose(stats["loss_G"], srgan_g_loss(sr, hr, D1(sr)), atol=1e-6)
     assert {"loss_D", "D_x", "D_G_z"} <= set(stats) and 0 < float(stats["D_x"]) < 1
+
+
+def test_srgan_losses_by_hand():
+    sr, hr = torch.full((2, 3, 4, 4), 0.5), torch.zeros(2, 3, 4, 4)
+    logits = torch.tensor([0.0, 2.0], requires_grad=True)
+    # l_content = 0.25, l_adv = mean(-log sigmoid(l)) = (log 2 + log(1 + e^-2)) / 2
+    adv = (math.log(2) + math.log(1 + math.exp(-2))) / 2
+    loss = srgan_g_loss(sr, hr, logits, mse_loss, adv_weight=0.1)
+    assert math.isclose(loss.item(), 0.25 + 0.1 * adv, rel_tol=1e-6)
+    loss.backward()  # d/dl (-log sigmoid(l)) = sigmoid(l) - 1, averaged over B = 2, times 0.1
+    assert torch.allclose(logits.grad, 0.1 * (torch.sigmoid(logits.detach()) - 1) / 2)
+    assert math.isclose(srgan_g_loss(sr, hr, logits, l1_loss, 0.0).item(), 0.5)
+
+
+def test_srgan_d_loss_by_hand_and_only_for_d():
+    D = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        D.weight.zero_(), D.bias.fill_(1.0)  # every logit = 1
+    score = lambda x: D(x.mean((2, 3))).flatten()  # noqa: E731 - (B, 3, H, W) -> (B,)
+    G = torch.nn.Conv2d(3, 3, 1)
+    sr = G(torch.randn(2, 3, 4, 4))
+    loss = srgan_d_loss(score, torch.randn(2, 3, 4, 4), sr)
+    # -log sigmoid(1) - log(1 - sigmoid(1))
+    assert math.isclose(
+        loss.item(), math.log(1 + math.exp(-1)) + math.log(1 + math.e), rel_tol=1e-6
+    )
+    loss.backward()
+    assert D.bias.grad is not None and G.weight.grad is None
 
 
 def test_srgan_step_changes_g_and_d_and_leaves_d_only_its_own_gradient():
