@@ -7,7 +7,9 @@ generator step. What is here:
 - :func:`sngan_run`: the generator, the discriminator and their optimizers with those settings;
 - training is ``fit(run, gan_step, batches, steps)`` (:func:`ganlib.train.fit`,
   :func:`ganlib.gan.gan_step`): per generator step, ``run.n_dis`` calls of
-  :func:`ganlib.gan.d_step`, each on new real images, then one :func:`ganlib.gan.g_step`;
+  :func:`ganlib.gan.d_step`, each on new real images, then one :func:`ganlib.gan.g_step`
+  (notebook 04 writes this step out as ``sngan_step``; ``tests/test_steps_04.py`` checks the two
+  agree);
 - :func:`standin_images`: offline, 32x32 crops of the T91/BSD200 photos, so that the same code
   runs without CIFAR-10 (a stand-in: never scored against CIFAR-10 figures);
 - :func:`inception_scores` and :func:`reference_table`: Inception FID and IS of a generator,

@@ -13,7 +13,7 @@ from ganlib.models.resnet import (
     ResnetImageGenerator,
     StackGenerator,
 )
-from ganlib.models.sngan import SNResNetDiscriminator, SNResNetGenerator
+from ganlib.models.sngan import SNResNetDiscriminator, SNResNetGenerator, power_iteration
 from ganlib.train import SupervisedRun, fit, supervised_step
 
 
@@ -138,6 +138,41 @@ def test_spectral_norm_bounds_each_layer_after_power_iterations():
         if isinstance(m, nn.Conv2d | nn.Linear):
             sigma = torch.linalg.matrix_norm(m.weight.flatten(1), ord=2).item()
             assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_power_iteration_is_the_step_torch_spectral_norm_takes():
+    torch.manual_seed(0)
+    layer = torch.nn.utils.parametrizations.spectral_norm(nn.Linear(7, 5))
+    sn = layer.parametrizations.weight[0]
+    W, v0 = layer.parametrizations.weight.original.detach(), sn._v.clone()
+    u, v, sigma = power_iteration(W, v0)
+    W_bar = layer.weight  # a training-mode access runs torch's own iteration from the same v
+    torch.testing.assert_close(u, sn._u)
+    torch.testing.assert_close(v, sn._v)
+    torch.testing.assert_close(W / sigma, W_bar)
+
+
+def test_power_iteration_converges_to_the_largest_singular_value_from_below():
+    torch.manual_seed(0)
+    W = torch.randn(16, 8 * 3 * 3)  # a conv weight (16, 8, 3, 3) as a matrix
+    exact = torch.linalg.matrix_norm(W, ord=2)
+    v = torch.nn.functional.normalize(torch.randn(8 * 3 * 3), dim=0)
+    estimates = []
+    for _ in range(200):
+        u, v, sigma = power_iteration(W, v)
+        estimates.append(sigma.item())
+    assert all(s <= exact.item() + 1e-4 for s in estimates)
+    assert estimates[-1] == pytest.approx(exact.item(), rel=1e-4)
+    assert estimates[0] < estimates[-1]  # one iteration from a random v underestimates
+    with pytest.raises(ValueError, match="flatten"):
+        power_iteration(torch.randn(4, 3, 3, 3), torch.randn(27))
+
+
+def test_power_iteration_sigma_has_the_gradient_u_v_transpose():
+    W = torch.randn(4, 6, requires_grad=True)
+    u, v, sigma = power_iteration(W, torch.nn.functional.normalize(torch.randn(6), dim=0))
+    sigma.backward()
+    torch.testing.assert_close(W.grad, torch.outer(u, v))  # d(u^T W v)/dW with u, v constant
 
 
 def test_sngan_trains_a_few_steps_with_hinge_loss():

@@ -2,7 +2,9 @@
 
 :class:`SNResNetGenerator` and :class:`SNResNetDiscriminator` are built from residual blocks that
 up-sample (:class:`ResBlockUp`, in G) and down-sample (:class:`ResBlockDown`, in D), for 28x28 or
-32x32 images (notebook 04). D carries spectral normalisation on every layer and returns logits.
+32x32 images (notebook 04). D carries spectral normalisation on every layer and returns logits;
+:func:`power_iteration` is the estimate of the largest singular value that spectral
+normalisation (``torch.nn.utils.parametrizations.spectral_norm``) refreshes at every forward pass.
 """
 
 from __future__ import annotations
@@ -12,6 +14,41 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganlib.images import check_images
+
+
+def power_iteration(
+    W: torch.Tensor, v: torch.Tensor, eps: float = 1e-12
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One power iteration towards W's largest singular value sigma(W), as ``spectral_norm`` runs it.
+
+    u = W v / ||W v||, v' = W^T u / ||W^T u||, sigma = u^T W v'. Repeated, u and v' converge to
+    the top singular vectors and sigma to sigma(W), from below. Spectral normalisation keeps v
+    between forward passes and divides the weight by sigma, W_bar = W / sigma. (This is the order
+    of ``torch.nn.utils.parametrizations.spectral_norm``; Miyato et al. 2018, Algorithm 1, write
+    the same iteration starting from u.)
+
+    Args:
+        W: A weight as a matrix (out, in); a convolution's weight flattened to (out, in*k*k).
+        v: The current estimate of the top right singular vector (in,), unit length.
+        eps (float): Keeps the normalisation finite for a zero vector. Default: 1e-12 (torch's).
+
+    Returns:
+        (u, v', sigma): the new vectors (out,) and (in,), and sigma as a 0-d tensor. No gradient
+        flows into u and v'; sigma carries W's gradient, u v'^T (the vectors count as constants,
+        as in torch).
+    """
+    if W.ndim != 2 or v.shape != W.shape[1:]:
+        raise ValueError(
+            f"W must be a matrix (out, in) and v a vector (in,), got {tuple(W.shape)} and "
+            f"{tuple(v.shape)}; flatten a convolution's weight with W.flatten(1)."
+        )
+    with torch.no_grad():
+        # u = W v / ||W v||
+        u = nn.functional.normalize(W @ v, dim=0, eps=eps)
+        # v' = W^T u / ||W^T u||
+        v = nn.functional.normalize(W.T @ u, dim=0, eps=eps)
+    # sigma = u^T W v'
+    return u, v, u @ (W @ v)
 
 
 class ResBlockUp(nn.Module):
