@@ -154,6 +154,35 @@ class CycleGANRun(RunState):
         }
 
 
+def cyclegan_g_loss(
+    G: nn.Module,
+    F: nn.Module,
+    D_A: nn.Module,
+    D_B: nn.Module,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    lambda_cycle: float = 10.0,
+    lambda_identity: float = 0.5,
+) -> torch.Tensor:
+    """CycleGAN's total generator loss, the quantity :func:`cyclegan_g_step` minimises.
+
+    L = L_GAN(G, D_B) + L_GAN(F, D_A) + lambda L_cyc + lambda_id lambda L_idt, see
+    :func:`cyclegan_g_step` for the terms. G: A -> B, F: B -> A; D_A, D_B return raw scores.
+    """
+    fake_b, fake_a = G(real_a), F(real_b)
+    # L_GAN = E[(D_B(G(a)) - 1)^2] + E[(D_A(F(b)) - 1)^2]
+    loss = g_loss_lsgan(D_B(fake_b).float()) + g_loss_lsgan(D_A(fake_a).float())
+    # L_cyc = E||F(G(a)) - a||_1 + E||G(F(b)) - b||_1
+    loss_cyc = cycle_consistency_loss(real_a, F(fake_b).float())
+    loss_cyc = loss_cyc + cycle_consistency_loss(real_b, G(fake_a).float())
+    loss = loss + lambda_cycle * loss_cyc
+    if lambda_identity:
+        # L_idt = E||G(b) - b||_1 + E||F(a) - a||_1
+        loss_idt = l1_loss(G(real_b).float(), real_b) + l1_loss(F(real_a).float(), real_a)
+        loss = loss + lambda_identity * lambda_cycle * loss_idt
+    return loss
+
+
 def cyclegan_g_step(
     run: CycleGANRun, real_a: torch.Tensor, real_b: torch.Tensor
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:

@@ -48,6 +48,24 @@ def _conditional_d_loss_and_logits(D, source, target, fake):
     return loss, real_logits, fake_logits
 
 
+def pix2pix_g_loss(
+    D: nn.Module,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    fake: torch.Tensor,
+    lambda_l1: float = 100.0,
+) -> torch.Tensor:
+    """pix2pix's generator loss: L_G = L_cGAN + lambda * L_L1 (conditional D, non-saturating).
+
+    L_cGAN = -E[log D(x, G(x))] over the patches of D's logit map, L_L1 = E ||y - G(x)||_1.
+    ``fake`` = G(x) with its graph (G is trained through it); D should be frozen by the caller.
+    """
+    # L_cGAN = -E[log D(x, G(x))]
+    loss_adv = bce_real(D(torch.cat([source, fake], dim=1)).float())
+    # L_G = L_cGAN + lambda E ||y - G(x)||_1
+    return loss_adv + lambda_l1 * l1_loss(fake.float(), target)
+
+
 def linear_decay(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """pix2pix/CycleGAN's schedule: the initial LR for the first half, then linearly down to 0.
 

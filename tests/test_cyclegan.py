@@ -13,6 +13,7 @@ from ganlib.cyclegan import (
     ImagePool,
     activation_elements,
     cyclegan_d_step,
+    cyclegan_g_loss,
     cyclegan_g_step,
     cyclegan_memory_probe,
     cyclegan_step,
@@ -135,6 +136,31 @@ def test_g_step_changes_only_the_generators_and_matches_its_formula():
     # L = L_GAN + 10 L_cyc + 0.5 * 10 L_idt
     assert float(stats["loss_G"]) == pytest.approx(float(gan + 10 * cyc + 5 * idt), rel=1e-5)
     assert not fake_a.requires_grad and not fake_b.requires_grad
+
+
+@pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
+def test_cyclegan_g_loss_is_what_the_g_step_minimises(lambda_identity):
+    a, b = (x[:2] for x in _domains())
+    run = _tiny_cyclegan(10, lambda_identity=lambda_identity)
+    ref = copy.deepcopy(run)
+    stats, _, _ = cyclegan_g_step(run, a, b)
+    assert ("loss_identity" in stats) == bool(lambda_identity)
+    loss = cyclegan_g_loss(ref.G_AB, ref.G_BA, ref.D_A, ref.D_B, a, b, 10.0, lambda_identity)
+    assert float(loss) == pytest.approx(float(stats["loss_G"]), rel=1e-6)
+
+
+def test_cyclegan_g_loss_by_hand():
+    a, b = torch.full((1, 3, 4, 4), 0.5), torch.full((1, 3, 4, 4), -0.5)
+
+    def halve(x):  # G = F = x / 2
+        return x / 2
+
+    def score(x):  # D = 0 everywhere: (0 - 1)^2 = 1 per generator
+        return x[:, :1] * 0
+
+    # L_GAN = 1 + 1; L_cyc = |a/4 - a| + |b/4 - b| = 0.375 + 0.375; L_idt = 0.25 + 0.25
+    expected = 2 + 10 * 0.75 + 0.5 * 10 * 0.5
+    assert float(cyclegan_g_loss(halve, halve, score, score, a, b)) == pytest.approx(expected)
 
 
 def test_d_step_changes_only_the_discriminators_and_logs_raw_scores():

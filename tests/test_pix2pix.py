@@ -21,6 +21,7 @@ from ganlib.pix2pix import (
     conditional_d_loss,
     linear_decay,
     pix2pix_d_step,
+    pix2pix_g_loss,
     pix2pix_g_step,
     pix2pix_step,
 )
@@ -195,6 +196,26 @@ def test_conditional_d_loss_by_hand():
         torch.log(torch.sigmoid(lr)).mean() + torch.log(1 - torch.sigmoid(lf)).mean()
     )
     assert torch.allclose(conditional_d_loss(MeanD(), s, y, fake), expected, atol=1e-6)
+
+
+def test_pix2pix_g_loss_by_hand():
+    torch.manual_seed(0)
+    s, y, fake = torch.randn(2, 1, 4, 4), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    lf = torch.cat([s, fake], 1).mean(1)
+    # -E log sigmoid(l_fake) + lambda E|y - G(x)|
+    expected = -torch.log(torch.sigmoid(lf)).mean() + 7.0 * (y - fake).abs().mean()
+    assert torch.allclose(pix2pix_g_loss(MeanD(), s, y, fake, 7.0), expected, atol=1e-6)
+
+
+def test_pix2pix_g_loss_is_what_the_g_step_minimises():
+    target, source = _gray_pairs(4)
+    run = _tiny_pix2pix(10)
+    ref = copy.deepcopy(run)
+    torch.manual_seed(1)  # the same dropout masks for G's forward in both
+    stats = pix2pix_g_step(run, source, target)
+    torch.manual_seed(1)
+    expected = pix2pix_g_loss(ref.D, source, target, ref.G(source), run.lambda_l1)
+    assert float(stats["loss_G"]) == pytest.approx(float(expected), rel=1e-6)
 
 
 def test_linear_decay_schedule():
