@@ -12,7 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-REPOSITORY = "ganlib-course/gans-for-image-improvement"
+# Where the course lives: the one place a fork changes (then run scripts/colab_cells.py, which
+# rewrites every badge and install cell from these two; tests/test_colab.py checks they agree).
+REPOSITORY = "ganlib-course/gans-for-image-improvement"  # GitHub owner/name
+REF = "main"  # the branch or tag the badges open and the install cell installs
 CHECKPOINT_ENV = "GANLIB_CHECKPOINT_ROOT"
 
 # The first code cell of every notebook (tests/test_colab.py checks that they all have it).
@@ -22,7 +25,7 @@ import sys
 
 if "google.colab" in sys.modules:
     get_ipython().run_line_magic(
-        "pip", "install --quiet git+https://github.com/{REPOSITORY}"
+        "pip", "install --quiet git+https://github.com/{REPOSITORY}@{REF}"
     )
     from ganlib.colab import setup_colab
 
@@ -32,7 +35,7 @@ if "google.colab" in sys.modules:
 def colab_badge(notebook_name: str) -> str:
     """The Markdown 'Open in Colab' badge for ``notebooks/<notebook_name>``."""
     url = (
-        f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{notebook_name}"
+        f"https://colab.research.google.com/github/{REPOSITORY}/blob/{REF}/notebooks/{notebook_name}"
     )
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 

@@ -1,6 +1,7 @@
-"""Give every notebook its Colab badge, its Colab set-up cell and a Drive-aware checkpoint root.
+"""Give every notebook its Colab badge, its Colab set-up cell and a Drive-aware checkpoint root,
+and the README a badge per notebook, all from ``ganlib.colab.REPOSITORY`` and ``REF``.
 
-Idempotent; run after adding a notebook, then `make format`:
+Idempotent; run after adding a notebook or changing REPOSITORY/REF (a fork), then `make format`:
     .venv/bin/python scripts/colab_cells.py [NN ...]
 tests/test_colab.py checks the result.
 """
@@ -11,7 +12,7 @@ import nbformat
 from nbformat.v4 import new_code_cell
 
 from ganlib.colab import COLAB_CELL, colab_badge
-from ganlib.course import find_notebooks
+from ganlib.course import REPO, find_notebooks
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*")
 OLD_ROOT = 'checkpoint_root = "../checkpoints"'
@@ -45,8 +46,25 @@ def update(path) -> bool:
     return changed
 
 
+README_BADGE = re.compile(
+    r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/[^)]*/notebooks/"
+    r"(?P<name>[\w.-]+\.ipynb)\)"
+)
+
+
+def update_readme() -> bool:
+    """Point every notebook badge of README.md at REPOSITORY and REF."""
+    path = REPO / "README.md"
+    before = path.read_text()
+    after = README_BADGE.sub(lambda m: colab_badge(m.group("name")), before)
+    if after != before:
+        path.write_text(after)
+    return after != before
+
+
 if __name__ == "__main__":
     import sys
 
     for path in find_notebooks(only=sys.argv[1:] or None):
         print(f"{path.name}: {'updated' if update(path) else 'unchanged'}")
+    print(f"README.md: {'updated' if update_readme() else 'unchanged'}")
