@@ -24,9 +24,8 @@ COLAB_CELL = f"""\
 import sys
 
 if "google.colab" in sys.modules:
-    get_ipython().run_line_magic(
-        "pip", "install --quiet git+https://github.com/{REPOSITORY}@{REF}"
-    )
+    package = "git+https://github.com/{REPOSITORY}@{REF}"
+    get_ipython().run_line_magic("pip", f"install --quiet {{package}}")
     from ganlib.colab import setup_colab
 
     setup_colab(use_drive=True)  # False: checkpoints stay on the Colab machine (lost on disconnect)"""
@@ -34,9 +33,7 @@ if "google.colab" in sys.modules:
 
 def colab_badge(notebook_name: str) -> str:
     """The Markdown 'Open in Colab' badge for ``notebooks/<notebook_name>``."""
-    url = (
-        f"https://colab.research.google.com/github/{REPOSITORY}/blob/{REF}/notebooks/{notebook_name}"
-    )
+    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{REF}/notebooks/{notebook_name}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
