@@ -18,9 +18,9 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from ganlib.metrics import _prepare, ssim
 
 
-def torchmetrics_ssim(sr: torch.Tensor, hr: torch.Tensor) -> float:
+def torchmetrics_ssim(sr: torch.Tensor, hr: torch.Tensor, channel: str = "y") -> float:
     """The reference: torchmetrics' 11x11 Gaussian SSIM map, kept where the window is inside."""
-    x, y = _prepare(sr, hr, 0, "y")
+    x, y = _prepare(sr, hr, 0, channel)
     _, full = structural_similarity_index_measure(
         x,
         y,

@@ -18,6 +18,7 @@ the test split in disguise.
 from __future__ import annotations
 
 import collections
+import functools
 import gzip
 import hashlib
 import http.client
@@ -217,15 +218,24 @@ def _download_retrying(
     return "; then ".join(problems)
 
 
+@functools.lru_cache(maxsize=4)
+def _shipped_sums(root: Path) -> dict[str, str]:
+    """``{relpath: sha256}`` of the files shipped in ``root`` (its ``SHA256SUMS``), read once."""
+    sums = root / "SHA256SUMS"
+    if not sums.is_file():
+        return {}
+    return {
+        rel: digest
+        for digest, rel in (line.split() for line in sums.read_text().splitlines() if line)
+    }
+
+
 def _shipped_file_ok(relpath: str) -> bool:
     """Whether ``relpath`` is one of the files shipped in ``data/`` and matches the SHA-256 that
     ``data/SHA256SUMS`` lists for it (the rest of ``data/`` is the download cache)."""
-    sums = BUNDLED_ROOT / "SHA256SUMS"
-    if not sums.is_file():
-        return False
-    listed = dict(reversed(line.split()) for line in sums.read_text().splitlines() if line)
+    digest = _shipped_sums(BUNDLED_ROOT).get(relpath)
     path = BUNDLED_ROOT / relpath
-    return relpath in listed and path.is_file() and file_digest(path, "sha256") == listed[relpath]
+    return digest is not None and path.is_file() and file_digest(path, "sha256") == digest
 
 
 def fetch_file(

@@ -136,9 +136,6 @@ class RunState:
                 return next(part.parameters()).device
         raise ValueError(f"{type(self).__name__} has no network.")
 
-    def networks(self) -> list[nn.Module]:
-        return [p for p in self._parts().values() if isinstance(p, nn.Module)]
-
     def state_dict(self) -> dict:
         parts = {name: part for name, part in self._parts().items() if part is not None}
         return {
