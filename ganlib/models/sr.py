@@ -39,17 +39,23 @@ class SRCNN(nn.Module):
         return self.body(x)
 
 
-class ResidualBlock(nn.Module):
-    """SRResNet block: x + BN(conv(PReLU(BN(conv(x))))), 3x3 convolutions, width kept."""
+def _conv_norm(width: int, batch_norm: bool) -> list[nn.Module]:
+    """A 3x3 convolution, followed by batch norm (SRGAN) or not (EDSR: a bias instead)."""
+    if not batch_norm:
+        return [nn.Conv2d(width, width, 3, padding=1)]
+    return [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)]
 
-    def __init__(self, width: int):
+
+class ResidualBlock(nn.Module):
+    """SRResNet block: x + BN(conv(PReLU(BN(conv(x))))), 3x3 convolutions, width kept;
+    without ``batch_norm``, x + conv(PReLU(conv(x))) as in EDSR."""
+
+    def __init__(self, width: int, batch_norm: bool = True):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
+            *_conv_norm(width, batch_norm),
             nn.PReLU(width),
-            nn.Conv2d(width, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
+            *_conv_norm(width, batch_norm),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,11 +75,22 @@ class SRResNet(nn.Module):
         n_blocks (int): Residual blocks; the paper uses 16. Default: 16.
         width (int): Feature channels; the paper uses 64. Default: 64.
         channels (int): Image channels. Default: 3.
+        batch_norm (bool): Batch norm after each convolution of the body, as in the paper.
+            EDSR (Lim et al. 2017) removes it: normalising features by batch statistics discards
+            their range, and training batches of small patches have other statistics than a whole
+            test image. Default: True.
     """
 
     pre_upsample = False
 
-    def __init__(self, scale: int = 4, n_blocks: int = 16, width: int = 64, channels: int = 3):
+    def __init__(
+        self,
+        scale: int = 4,
+        n_blocks: int = 16,
+        width: int = 64,
+        channels: int = 3,
+        batch_norm: bool = True,
+    ):
         super().__init__()
         if scale not in (2, 4, 8):
             raise ValueError(
@@ -81,10 +98,8 @@ class SRResNet(nn.Module):
             )
         self.scale, self.channels = scale, channels
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
-        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(n_blocks)])
-        self.fuse = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
-        )
+        self.blocks = nn.Sequential(*[ResidualBlock(width, batch_norm) for _ in range(n_blocks)])
+        self.fuse = nn.Sequential(*_conv_norm(width, batch_norm))
         up = []
         for _ in range(scale.bit_length() - 1):  # log2(scale) stages of x2
             # (B, w, h, w') -> (B, 4w, h, w') -> PixelShuffle -> (B, w, 2h, 2w')
