@@ -5,12 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
+SR_PRETRAINED = ("srresnet_x4", "srgan_x4")  # see ganlib.pretrained
+
 
 def _course(args) -> int:
     from ganlib.course import parse_params, run_course
 
     results = run_course(args.profile, args.only, parse_params(args.param), timeout=args.timeout)
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _sr_model(args, device):
+    """The network named by --checkpoint or --pretrained."""
+    if args.pretrained:
+        from ganlib.pretrained import load_pretrained
+
+        return load_pretrained(args.pretrained, device)
+    from ganlib.sr import load_sr_model
+
+    return load_sr_model(args.checkpoint, device)
 
 
 def _eval_sr(args) -> int:
@@ -21,18 +34,21 @@ def _eval_sr(args) -> int:
         evaluate_sr,
         format_sr_table,
         load_hr_folder,
-        load_sr_model,
         model_upscaler,
     )
 
-    if args.checkpoint:
+    if args.checkpoint or args.pretrained:
         device = pick_device(args.device)
-        model = load_sr_model(args.checkpoint, device)
+        model = _sr_model(args, device)
         if model.scale != args.scale:
             raise ValueError(
-                f"{args.checkpoint} is an x{model.scale} model; run with --scale {model.scale}."
+                f"{args.checkpoint or args.pretrained} is an x{model.scale} model; run with "
+                f"--scale {model.scale}."
             )
-        upscale, what = model_upscaler(model, device), f"checkpoint {args.checkpoint}"
+        what = (
+            f"checkpoint {args.checkpoint}" if args.checkpoint else f"pretrained {args.pretrained}"
+        )
+        upscale = model_upscaler(model, device)
     else:
         upscale, what = bicubic_upscaler(args.scale), "bicubic"
     images = (
@@ -57,7 +73,7 @@ def _upscale(args) -> int:
 
     from ganlib.env import pick_device
     from ganlib.images import load_image
-    from ganlib.sr import load_sr_model, upscale_tiled
+    from ganlib.sr import upscale_tiled
 
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff"):
@@ -65,7 +81,7 @@ def _upscale(args) -> int:
             f"Write the result as a lossless image (.png, .bmp, .tif), not {out.suffix or 'no suffix'!r}."
         )
     device = pick_device(args.device)
-    model = load_sr_model(args.checkpoint, device)
+    model = _sr_model(args, device)
     lr = load_image(args.input, min_size=1)
     start = time.perf_counter()
     sr = upscale_tiled(model, lr, tile=args.tile)
@@ -135,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     what = ev.add_mutually_exclusive_group()
     what.add_argument("--model", choices=["bicubic"], default="bicubic", help="a built-in baseline")
     what.add_argument("--checkpoint", help="an SR model saved with ganlib.sr.save_sr_model")
+    what.add_argument("--pretrained", choices=SR_PRETRAINED, help="an SR model shipped with ganlib")
     data = ev.add_mutually_exclusive_group()
     data.add_argument("--dataset", default="set5", choices=["set5", "set14", "t91", "bsd200"])
     data.add_argument("--hr-dir", help="a folder of HR images instead of a named set")
@@ -148,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upscale", help="super-resolve an image with a trained SR model, in tiles")
     up.add_argument("input", help="the low-resolution image")
     up.add_argument("output", help="where to write the result (.png)")
-    up.add_argument(
-        "--checkpoint", required=True, help="an SR model saved with ganlib.sr.save_sr_model"
+    model = up.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="an SR model saved with ganlib.sr.save_sr_model")
+    model.add_argument(
+        "--pretrained", choices=SR_PRETRAINED, help="an SR model shipped with ganlib"
     )
     up.add_argument(
         "--tile",

@@ -112,3 +112,36 @@ def test_pretrain_script_trains_resumes_and_exports(tmp_path, monkeypatch, capsy
     assert card["steps"] == 4 and card["figures"] == {"class_accuracy": 0.1}
     G = load_pretrained("cgan_digits")
     assert G(torch.randn(3, 64), torch.tensor([0, 1, 2])).shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n.startswith("sr")])
+def test_eval_sr_and_upscale_take_pretrained_models(name, tmp_path, capsys):
+    import re
+
+    from PIL import Image
+
+    from ganlib.__main__ import main
+    from ganlib.data import sr_image_paths
+
+    assert main(["eval-sr", "--pretrained", name, "--dataset", "set5"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    psnr = float(re.search(r"mean PSNR ([\d.]+) dB", last).group(1))
+    assert psnr == pytest.approx(model_card(name)["figures"]["set5_psnr"], abs=0.006)
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for path in sr_image_paths("set5"):
+        Image.open(path).save(folder / f"{path.stem}.png")
+    assert main(["eval-sr", "--pretrained", name, "--hr-dir", str(folder)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == last
+    Image.new("RGB", (20, 12), (90, 140, 200)).save(tmp_path / "small.png")
+    out = tmp_path / "big.png"
+    assert main(["upscale", str(tmp_path / "small.png"), str(out), "--pretrained", name]) == 0
+    assert Image.open(out).size == (80, 48)
+
+
+def test_cli_names_a_missing_pretrained_model(tmp_path, monkeypatch, capsys):
+    from ganlib.__main__ import main
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    assert main(["eval-sr", "--pretrained", "srgan_x4"]) == 2
+    assert "python scripts/pretrain.py srgan_x4" in capsys.readouterr().err
