@@ -202,10 +202,85 @@ def _evaluate_cgan(name: str) -> dict:
     }
 
 
+COLOUR_CROP = 64  # the side of lesson 05's quick crops; the U-Net takes multiples of 64
+
+
+def _colour_photos(names: list[str]) -> list[torch.Tensor]:
+    from ganlib.data import photos
+    from ganlib.translation import is_grayscale
+
+    kept = [p for p in photos(names) if not is_grayscale(p) and min(p.shape[1:]) >= COLOUR_CROP]
+    return kept
+
+
+def pix2pix_colour(device: torch.device) -> Job:
+    from ganlib.data import Batches
+    from ganlib.images import random_crops, to_model_range
+    from ganlib.models.pix2pix import PatchDiscriminator, UNetGenerator
+    from ganlib.pix2pix import Pix2PixRun, pix2pix_step
+    from ganlib.translation import make_task_pairs
+
+    steps, lr, batch, n_train = 6000, 2e-4, 16, 12000
+    kwargs = {"in_ch": 1, "out_ch": 3, "width": 32, "depth": 6}
+    G = UNetGenerator(**kwargs).to(device)
+    D = PatchDiscriminator(in_ch=4, width=32, n_layers=3).to(device)
+    crops = random_crops(_colour_photos(["t91", "bsd200"]), n_train, COLOUR_CROP, seed=SEED)
+    targets, sources = make_task_pairs(crops, "gray2color", uint8=True)
+    recipe = {
+        "model": "unet",
+        "kwargs": kwargs,
+        "task": "gray2color: luma in, RGB out",
+        "discriminator": "PatchDiscriminator(in_ch=4, width=32, n_layers=3): 70x70-style patches",
+        "loss": "pix2pix: conditional GAN (BCE) + 100 * L1",
+        "optimizer": "Adam(lr=2e-4, betas=(0.5, 0.999)) for G and D, linear decay over the second half",
+        "batch": f"{batch} random {COLOUR_CROP}x{COLOUR_CROP} crops of {n_train} (flipped)",
+        "precision": "fp32",
+    }
+    adam = {"lr": lr, "betas": (0.5, 0.999)}
+    run = Pix2PixRun(
+        G,
+        D,
+        torch.optim.Adam(G.parameters(), **adam),
+        torch.optim.Adam(D.parameters(), **adam),
+        steps=steps,
+        config={k: str(v) for k, v in recipe.items()},
+    )
+    batches = Batches(targets, sources, batch_size=batch, seed=SEED, transform=to_model_range)
+    data = (
+        f"{n_train} random {COLOUR_CROP}x{COLOUR_CROP} crops of the colour photos of T91 + BSD200"
+    )
+    return Job(run, pix2pix_step, batches, steps, data, recipe)
+
+
+def _evaluate_colour(name: str) -> dict:
+    from ganlib.translation import (
+        as_rgb,
+        colourfulness,
+        grid_crops,
+        make_task_pairs,
+        translate,
+        translation_scores,
+    )
+
+    crops = grid_crops(_colour_photos(["set5", "set14"]), COLOUR_CROP, per_image=4)
+    target, source = make_task_pairs(crops, "gray2color")
+    fake = translate(load_pretrained(name), source)
+    scores = translation_scores(fake, target)
+    gray = translation_scores(as_rgb(source), target)
+    return {
+        "test": f"{len(crops)} {COLOUR_CROP}x{COLOUR_CROP} grid crops of Set5 + Set14 (4 per image)",
+        "psnr": round(scores["psnr"], 4),
+        "l1": round(scores["l1"], 5),
+        "colour": round(float(colourfulness(fake).mean() / colourfulness(target).mean()), 4),
+        "input_psnr": round(gray["psnr"], 4),
+    }
+
+
 TRAINERS = {
     "srresnet_x4": (srresnet_x4, _export_sr, _evaluate_sr),
     "srgan_x4": (srgan_x4, _export_sr, _evaluate_sr),
     "cgan_digits": (cgan_digits, _export_generator, _evaluate_cgan),
+    "pix2pix_colour": (pix2pix_colour, _export_generator, _evaluate_colour),
 }
 
 
