@@ -46,8 +46,9 @@ test: $(DEV_STAMP)
 	$(PY) -m pytest $(ARGS)
 
 # Student versions of the notebooks (nbgrader: solutions stubbed, hidden tests removed) in student/.
+# STUDENT_REPOSITORY=owner/name points their Colab badges and install cells at the public copy.
 student: $(DEV_STAMP)
-	$(PY) -m ganlib student
+	$(PY) -m ganlib student $(if $(STUDENT_REPOSITORY),--repository $(STUDENT_REPOSITORY))
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks

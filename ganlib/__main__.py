@@ -97,7 +97,7 @@ def _upscale(args) -> int:
 def _student(args) -> int:
     from ganlib.student import write_student_versions
 
-    written = write_student_versions(args.out)
+    written = write_student_versions(args.out, repository=args.repository, ref=args.ref)
     print(f"{len(written)} student notebook(s) in {args.out or 'student/'}; solutions are stubs.")
     return 0
 
@@ -184,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         help="write student versions of the notebooks (solutions stubbed, hidden tests removed)",
     )
     st.add_argument("--out", default=None, help="output folder (default: student/)")
+    st.add_argument(
+        "--repository",
+        default=None,
+        help="GitHub owner/name of the public student copy: badges and install cells point there",
+    )
+    st.add_argument("--ref", default="main", help="its branch or tag (default: main)")
     st.set_defaults(func=_student)
 
     sub.add_parser(

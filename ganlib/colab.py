@@ -18,22 +18,28 @@ REPOSITORY = "ganlib-course/gans-for-image-improvement"  # GitHub owner/name
 REF = "main"  # the branch or tag the badges open and the install cell installs
 CHECKPOINT_ENV = "GANLIB_CHECKPOINT_ROOT"
 
-# The first code cell of every notebook (tests/test_colab.py checks that they all have it).
-COLAB_CELL = f"""\
+
+def colab_cell(repository: str = REPOSITORY, ref: str = REF) -> str:
+    """The first code cell of every notebook: on Colab, install ganlib from ``repository@ref``."""
+    return f"""\
 # Colab only: install the course package, check for a GPU, keep checkpoints on Google Drive.
 import sys
 
 if "google.colab" in sys.modules:
-    package = "git+https://github.com/{REPOSITORY}@{REF}"
+    package = "git+https://github.com/{repository}@{ref}"
     get_ipython().run_line_magic("pip", f"install --quiet {{package}}")
     from ganlib.colab import setup_colab
 
     setup_colab(use_drive=True)  # False: checkpoints stay on the Colab machine (lost on disconnect)"""
 
 
-def colab_badge(notebook_name: str) -> str:
-    """The Markdown 'Open in Colab' badge for ``notebooks/<notebook_name>``."""
-    url = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{REF}/notebooks/{notebook_name}"
+# The first code cell of every notebook (tests/test_colab.py checks that they all have it).
+COLAB_CELL = colab_cell()
+
+
+def colab_badge(notebook_name: str, repository: str = REPOSITORY, ref: str = REF) -> str:
+    """The Markdown 'Open in Colab' badge for ``notebooks/<notebook_name>`` in ``repository@ref``."""
+    url = f"https://colab.research.google.com/github/{repository}/blob/{ref}/notebooks/{notebook_name}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 

@@ -18,6 +18,8 @@ results to ``student/``. Later cells call exercise functions through
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +98,46 @@ def student_version(nb):
     return nb
 
 
+def point_at(nb, name: str, repository: str, ref: str = "main"):
+    """Point ``nb``'s Colab badge and install cell at ``repository@ref`` (in place; returns it).
+
+    Student versions are published in their own repository (a copy of the course without the
+    instructor notebooks), so their badges must open, and their install cell install, that copy.
+    """
+    from ganlib.colab import COLAB_CELL, colab_badge, colab_cell
+
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
+        raise ValueError(f"repository must be a GitHub owner/name, got {repository!r}.")
+    nb.cells[0].source = nb.cells[0].source.replace(
+        colab_badge(name), colab_badge(name, repository, ref)
+    )
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source == COLAB_CELL:
+            cell.source = colab_cell(repository, ref)
+    return nb
+
+
 def write_student_versions(
-    out_dir: Path | str | None = None, notebooks_dir: Path | str | None = None
+    out_dir: Path | str | None = None,
+    notebooks_dir: Path | str | None = None,
+    repository: str | None = None,
+    ref: str = "main",
 ) -> list[Path]:
-    """Write the student version of every course notebook to ``out_dir`` (default ``student/``)."""
+    """Write the student version of every course notebook to ``out_dir`` (default ``student/``).
+
+    With ``repository`` (GitHub owner/name of the public student copy), the badges and install
+    cells point there; without it they keep pointing at the course repository, which holds the
+    solutions, and a warning says so.
+    """
+    if repository is None:
+        from ganlib.colab import REPOSITORY
+
+        warnings.warn(
+            f"The student notebooks' Colab badges point at {REPOSITORY}, whose notebooks hold the "
+            "solutions. Pass the public student repository (make student "
+            "STUDENT_REPOSITORY=owner/name) before publishing them.",
+            stacklevel=2,
+        )
     out_dir = Path(out_dir or REPO / "student")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -108,7 +146,10 @@ def write_student_versions(
         exercises = find_exercises(nb, path.name)
         target = out_dir / path.name
         tmp = target.with_suffix(".ipynb.tmp")
-        nbformat.write(student_version(nb), tmp)
+        student = student_version(nb)
+        if repository is not None:
+            point_at(student, path.name, repository, ref)
+        nbformat.write(student, tmp)
         os.replace(tmp, target)
         print(f"{target}: {len(exercises)} exercises, {sum(e.points for e in exercises):g} points")
         written.append(target)

@@ -125,3 +125,21 @@ def test_nbgrader_grades_our_markup_as_is(tmp_path):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         assert gb.find_submission("hw", "teacher").score == points
         assert gb.find_submission("hw", "learner").score == 0
+
+
+def test_student_versions_point_at_the_student_repository(tmp_path):
+    from ganlib.colab import REPOSITORY
+
+    written = write_student_versions(tmp_path, repository="school/gans-students", ref="fall")
+    for path in written:
+        text = path.read_text()
+        assert REPOSITORY not in text
+        assert f"github/school/gans-students/blob/fall/notebooks/{path.name}" in text
+        assert "git+https://github.com/school/gans-students@fall" in text
+
+
+def test_student_versions_without_a_repository_warn_that_badges_open_the_solutions(tmp_path):
+    with pytest.warns(UserWarning, match="hold the solutions"):
+        write_student_versions(tmp_path)
+    with pytest.raises(ValueError, match="owner/name"):
+        write_student_versions(tmp_path, repository="https://github.com/x/y")
