@@ -41,8 +41,8 @@ course: $(STAMP)
 	$(PY) -m ganlib course $(ARGS)
 
 test: $(DEV_STAMP)
-	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks
-	$(PY) -m ruff format --check ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff check conftest.py ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff format --check conftest.py ganlib tests notebooks scripts benchmarks
 	$(PY) -m pytest $(ARGS)
 
 # Student versions of the notebooks (nbgrader: solutions stubbed, hidden tests removed) in student/.
@@ -51,11 +51,11 @@ student: $(DEV_STAMP)
 	$(PY) -m ganlib student $(if $(STUDENT_REPOSITORY),--repository $(STUDENT_REPOSITORY))
 
 lint: $(DEV_STAMP)
-	$(PY) -m ruff check ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff check conftest.py ganlib tests notebooks scripts benchmarks
 
 format: $(DEV_STAMP)
-	$(PY) -m ruff check --fix ganlib tests notebooks scripts benchmarks
-	$(PY) -m ruff format ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff check --fix conftest.py ganlib tests notebooks scripts benchmarks
+	$(PY) -m ruff format conftest.py ganlib tests notebooks scripts benchmarks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -4,12 +4,6 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-# Tests never touch the network: the offline copies beside the repository serve the data.
-if "GANLIB_DATA_MIRROR" not in os.environ and SHARED.is_dir():
-    os.environ["GANLIB_DATA_MIRROR"] = str(SHARED)
-
 
 @pytest.fixture
 def no_network(monkeypatch):
@@ -57,12 +51,3 @@ def mirror_available():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def pytest_terminal_summary(terminalreporter):
-    from tests.test_notebooks import DURATIONS
-
-    if DURATIONS:
-        terminalreporter.section("notebook durations (smoke profile)")
-        for name, seconds in DURATIONS.items():
-            terminalreporter.write_line(f"{name}: {seconds:.0f} s")
