@@ -218,9 +218,10 @@ def pix2pix_colour(device: torch.device) -> Job:
     from ganlib.images import random_crops, to_model_range
     from ganlib.models.pix2pix import PatchDiscriminator, UNetGenerator
     from ganlib.pix2pix import Pix2PixRun, pix2pix_step
+    from ganlib.precision import Precision
     from ganlib.translation import make_task_pairs
 
-    steps, lr, batch, n_train = 6000, 2e-4, 16, 12000
+    steps, lr, batch, n_train = 3000, 2e-4, 16, 12000
     kwargs = {"in_ch": 1, "out_ch": 3, "width": 32, "depth": 6}
     G = UNetGenerator(**kwargs).to(device)
     D = PatchDiscriminator(in_ch=4, width=32, n_layers=3).to(device)
@@ -234,7 +235,7 @@ def pix2pix_colour(device: torch.device) -> Job:
         "loss": "pix2pix: conditional GAN (BCE) + 100 * L1",
         "optimizer": "Adam(lr=2e-4, betas=(0.5, 0.999)) for G and D, linear decay over the second half",
         "batch": f"{batch} random {COLOUR_CROP}x{COLOUR_CROP} crops of {n_train} (flipped)",
-        "precision": "fp32",
+        "precision": "bf16 autocast",
     }
     adam = {"lr": lr, "betas": (0.5, 0.999)}
     run = Pix2PixRun(
@@ -244,6 +245,7 @@ def pix2pix_colour(device: torch.device) -> Job:
         torch.optim.Adam(D.parameters(), **adam),
         steps=steps,
         config={k: str(v) for k, v in recipe.items()},
+        precision=Precision(device, "bf16"),
     )
     batches = Batches(targets, sources, batch_size=batch, seed=SEED, transform=to_model_range)
     data = (
