@@ -98,11 +98,15 @@ VARIANTS = {
     "ganlib + channels_last": {"channels_last": True},
     "ganlib + foreach Adam": {"adam": "foreach"},
     "ganlib + fused Adam": {"adam": "fused"},
-    "ganlib + torch.compile": {"compile": True},
+    "ganlib + torch.compile": {"compile": {}},  # torch.compile's keyword arguments
+    "ganlib + torch.compile reduce-overhead": {"compile": {"mode": "reduce-overhead"}},  # GPU
+    # dynamo's graph capture without inductor's code generation: compiles in seconds (tests)
+    "ganlib + torch.compile aot_eager": {"compile": {"backend": "aot_eager"}},
     "ganlib + share_fake": {"share_fake": True},  # GANRun(share_fake=True): one G forward per step
     # the two that helped on CPU, together
     "ganlib + channels_last + share_fake": {"channels_last": True, "share_fake": True},
     "ganlib + bf16 autocast": {"precision": "bf16"},  # GPU only
+    "ganlib, fp32": {"precision": "fp32"},  # on CUDA "ganlib" is bf16 (or fp16) autocast
 }
 # Variants timed per profile; full adds torch.compile for DCGAN and more for the other models.
 _DCGAN_CPU = [
@@ -136,8 +140,8 @@ BETAS = (0.5, 0.999)
 def variants_for(model: str, profile: str, device: torch.device) -> list[str]:
     table = DEFAULT_VARIANTS[profile]
     names = list(table if isinstance(table, list) else table.get(model, table["other"]))
-    if device.type == "cuda" and "ganlib + bf16 autocast" not in names:
-        names.append("ganlib + bf16 autocast")
+    if device.type == "cuda":
+        names += [v for v in ("ganlib, fp32", "ganlib + bf16 autocast") if v not in names]
     return names
 
 
@@ -323,6 +327,8 @@ class Runner:
 
 def reference_runner(model: str, data, size: dict, seed: int, device, workers: int = 2) -> Runner:
     """The tutorial-style loop (see the module docstring)."""
+    if torch.device(device).type == "cuda":  # dcgan/main.py: cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True
     nets = [m.to(device) for m in build_models(model, size, seed)]
     batches = reference_loader(model, data, size, device, workers)
     b = size["batch"]
@@ -540,13 +546,14 @@ def ganlib_runner(
     log_every: int = 50,
     channels_last: bool = False,
     adam: str = "default",
-    compile: bool = False,
+    compile: dict | None = None,
     precision: str = "auto",
     share_fake: bool = False,
     name: str = "ganlib",
     workers: int = 2,
 ) -> Runner:
-    """ganlib's loop with one configuration of the techniques (see ``VARIANTS``)."""
+    """ganlib's loop with one configuration of the techniques (see ``VARIANTS``); ``compile``
+    holds ``torch.compile``'s keyword arguments (None: eager)."""
     from ganlib.cyclegan import CycleGANRun, cyclegan_step
     from ganlib.data import Batches, ZipBatches
     from ganlib.gan import GANRun, gan_step
@@ -588,7 +595,7 @@ def ganlib_runner(
     if data_mode != "loader":
         batches = _ResidentBatches(batches, channels_last)
 
-    trained = [torch.compile(m) for m in nets] if compile else nets
+    trained = nets if compile is None else [torch.compile(m, **compile) for m in nets]
     opt = [_adam(m.parameters(), adam) for m in nets]
     prec = Precision(device, precision)
     total = 10**9  # pix2pix/CycleGAN LR schedules are built for this many steps: flat here
@@ -664,14 +671,23 @@ def changed(before, modules) -> bool:
 
 
 def bench_model(
-    model, profile="quick", variants=None, device="cpu", seed=0, workers=2, log=print
+    model,
+    profile="quick",
+    variants=None,
+    device="cpu",
+    seed=0,
+    workers=2,
+    log=print,
+    size=None,
+    schedule=None,
 ) -> dict:
     """Interleaved timing of the reference and ganlib's variants on one model; returns a dict
     with one row per loop (ms/step median and spread, images/s, ratio to the reference, compile
-    time, losses, whether every parameter tensor changed)."""
+    time, losses, whether every parameter tensor changed). ``size`` and ``schedule`` (warm-up,
+    window, rounds) replace the profile's."""
     device = torch.device(device)
-    size = SIZES[profile][model]
-    warm, window, rounds = SCHEDULE[profile][model]
+    size = size or SIZES[profile][model]
+    warm, window, rounds = schedule or SCHEDULE[profile][model]
     variants = variants or variants_for(model, profile, device)
     data = load_data(model, size, seed)
     names = ["reference"] + [v for v in variants if v != "reference"]
