@@ -8,7 +8,7 @@ Where data comes from, in order:
    ``~/.cache/ganlib/data``), when the files there pass their checksum;
 3. an offline mirror ``$GANLIB_DATA_MIRROR`` laid out like the cache (``MNIST/raw/*.gz``,
    ``sr/Set5/*.png``, ...), copied into the cache after checking;
-4. the dataset's official download URLs.
+4. the dataset's official download URLs (with a progress bar).
 
 If all fail, :class:`DatasetUnavailable` says which dataset, where it looked and how to get it.
 Splits are never swapped silently: asking for the MNIST ``train`` split offline is an error, not
@@ -21,7 +21,6 @@ import collections
 import functools
 import gzip
 import hashlib
-import http.client
 import operator
 import os
 import re
@@ -30,21 +29,27 @@ import tarfile
 import tempfile
 import time
 import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pooch
+import requests
 import torch
+import urllib3
 
+from ganlib import __version__
+from ganlib.colab import REPOSITORY
 from ganlib.images import list_images
 
 _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 # The sets committed with the course (data/README.md). A module attribute so that tests of the
 # download paths can hide them.
 BUNDLED_ROOT = _REPO_DATA
+# Sent with every download; a server that refuses bots sees who asks and where to read about it.
+USER_AGENT = f"ganlib/{__version__} (+https://github.com/{REPOSITORY})"
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -71,11 +76,7 @@ def mirror_root() -> Path | None:
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return pooch.file_hash(str(path), alg=algorithm)
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
@@ -91,7 +92,12 @@ def _atomic_copy(src: Path, dest: Path) -> None:
 
 
 def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
-    """Download ``url`` to ``dest`` through a temporary file: ``dest`` never holds a partial body.
+    """Download ``url`` to ``dest`` with a progress bar; ``dest`` is removed if the download fails.
+
+    pooch's HTTPDownloader does the transfer (requests, and a tqdm bar on stderr). It names itself
+    :data:`USER_AGENT`: some servers refuse Python's default one (MNIST's answered 403 to it,
+    pytorch/vision#1938). :func:`fetch_file` downloads to a temporary name and renames only a
+    verified file, so a partial one is never taken for data.
 
     Args:
         url: The file's address.
@@ -100,28 +106,36 @@ def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
             Default: 30.
 
     Raises:
-        urllib.error.HTTPError: The server answered with an error status (404, 500, ...).
+        requests.HTTPError: The server answered with an error status (404, 500, ...).
         IncompleteDownload: The body is shorter than its Content-Length (the connection dropped).
-        OSError: No connection, or no data for ``timeout`` seconds (``TimeoutError``).
+        OSError: No connection, or no data for ``timeout`` seconds (requests' errors are OSErrors).
     """
+    get = pooch.HTTPDownloader(
+        progressbar=True,
+        chunk_size=1 << 20,
+        timeout=timeout,
+        # identity: else a .gz that a server sends with Content-Encoding: gzip arrives unzipped
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            expected = resp.headers.get("Content-Length", "")
-            shutil.copyfileobj(resp, out, length=1 << 20)
-            got = out.tell()
-        # http.client returns a short body without complaint when the server hangs up early.
-        if expected.isdigit() and got != int(expected):
+        get(url, str(dest), None)
+    except BaseException as err:
+        dest.unlink(missing_ok=True)
+        # urllib3 checks the body against its Content-Length: IncompleteRead(got, bytes left).
+        short = _innermost(err)
+        if isinstance(short, urllib3.exceptions.IncompleteRead):
             raise IncompleteDownload(
-                f"truncated download: the connection closed after {got} of {expected} bytes"
-            )
-        os.replace(tmp, dest)
-    except http.client.HTTPException as err:  # IncompleteRead, BadStatusLine: not OSErrors
-        raise IncompleteDownload(f"broken HTTP response ({type(err).__name__}: {err})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+                "truncated download: the connection closed after "
+                f"{short.partial} of {short.partial + short.expected} bytes"
+            ) from None
+        raise
+
+
+def _innermost(err: BaseException) -> BaseException:
+    """The error under a requests -> urllib3 -> socket chain (e.g. ConnectionRefusedError)."""
+    inner = err.__cause__ or next((a for a in err.args if isinstance(a, BaseException)), None)
+    return err if inner is None else _innermost(inner)
 
 
 def _is_transient(err: Exception) -> bool:
@@ -129,21 +143,21 @@ def _is_transient(err: Exception) -> bool:
 
     A 404, a refused connection, no DNS (offline) or a wrong checksum will not change in a second.
     """
-    if isinstance(err, urllib.error.HTTPError):
-        return err.code >= 500 or err.code in (408, 429)
-    reason = err.reason if isinstance(err, urllib.error.URLError) else err
-    return isinstance(
-        reason, TimeoutError | ConnectionResetError | ConnectionAbortedError | IncompleteDownload
-    )
+    if isinstance(err, requests.HTTPError):
+        return err.response.status_code >= 500 or err.response.status_code in (408, 429)
+    transient = TimeoutError | ConnectionResetError | ConnectionAbortedError | IncompleteDownload
+    return isinstance(_innermost(err), transient)
 
 
 def _describe(err: Exception, timeout: float) -> str:
-    if isinstance(err, urllib.error.HTTPError):
-        return f"HTTP {err.code} {err.reason}"
-    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(err, requests.HTTPError):
+        return f"HTTP {err.response.status_code} {err.response.reason}"
+    reason = _innermost(err)
     if isinstance(reason, TimeoutError):
         return f"timed out (no data for {timeout:g} s)"
-    if isinstance(reason, str | IncompleteDownload):
+    if isinstance(reason, urllib.error.URLError):  # a sentence (tests' no_network fixture)
+        return str(reason.reason)
+    if isinstance(reason, IncompleteDownload):
         return str(reason)
     return f"{type(reason).__name__}: {reason}"
 
@@ -156,40 +170,6 @@ def _html_hint(path: Path) -> str:
     return ""
 
 
-def _checksum_problem(path: Path, algorithm: str, digest: str, checksum: str) -> str:
-    what = _html_hint(path)
-    return (
-        f"downloaded file failed its {algorithm} checksum (got {digest[:12]}..., "
-        f"expected {checksum[:12]}...; removed).{what}"
-    )
-
-
-def _try_download(url: str, dest: Path, checksum: str | None, algorithm: str, timeout: float):
-    """One attempt: download beside ``dest``, check the checksum, only then move it into place.
-
-    ``checksum=None`` skips the check, for an archive whose contents are checked one by one.
-    Returns ``(None, False)`` on success, else ``(what went wrong, whether a retry may help)``.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    staged = Path(staged)
-    try:
-        download(url, staged, timeout=timeout)
-        if checksum is not None:
-            digest = file_digest(staged, algorithm)
-            if digest != checksum:
-                return _checksum_problem(staged, algorithm, digest, checksum), False
-        os.replace(staged, dest)
-        return None, False
-    except (OSError, http.client.HTTPException) as err:  # URLError and HTTPError are OSErrors
-        if isinstance(err, urllib.error.HTTPError):
-            err.close()
-        return _describe(err, timeout), _is_transient(err)
-    finally:
-        staged.unlink(missing_ok=True)
-
-
 def _download_retrying(
     url: str,
     dest: Path,
@@ -199,20 +179,36 @@ def _download_retrying(
     retries: int,
     retry_wait: float,
 ) -> str | None:
-    """Download with :func:`_try_download`, again after transient failures (waits double each time).
+    """Download beside ``dest``, check the checksum, only then move the file into place; again
+    after transient failures (:func:`_is_transient`), the wait doubling each time.
 
+    ``checksum=None`` skips the check, for an archive whose contents are checked one by one.
     Returns None on success, else what went wrong, one entry per attempt.
     """
+    dest.parent.mkdir(parents=True, exist_ok=True)
     problems = []
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(retry_wait * 2 ** (attempt - 1))
-        problem, transient = _try_download(url, dest, checksum, algorithm, timeout)
-        if problem is None:
-            return None
-        problems.append(problem)
-        if not transient:
+        fd, staged = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        staged = Path(staged)
+        try:
+            download(url, staged, timeout=timeout)
+            if checksum is None or (digest := file_digest(staged, algorithm)) == checksum:
+                os.replace(staged, dest)
+                return None
+            problems.append(
+                f"downloaded file failed its {algorithm} checksum (got {digest[:12]}..., "
+                f"expected {checksum[:12]}...; removed).{_html_hint(staged)}"
+            )
             break
+        except OSError as err:  # requests' errors and URLError are OSErrors
+            problems.append(_describe(err, timeout))
+            if not _is_transient(err):
+                break
+        finally:
+            staged.unlink(missing_ok=True)
     if len(problems) > 1 and len(set(problems)) == 1:
         return f"{problems[0]} ({len(problems)} attempts)"
     return "; then ".join(problems)

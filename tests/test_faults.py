@@ -64,8 +64,10 @@ import pytest
 import torch
 from PIL import Image
 
+from ganlib import __version__
 from ganlib.__main__ import main as cli_main
 from ganlib.checkpoint import load_checkpoint
+from ganlib.colab import REPOSITORY
 from ganlib.data import Batches, DatasetUnavailable, IncompleteDownload, download, fetch_file
 from ganlib.degrade import imresize, make_lr, modcrop
 from ganlib.fid import fid
@@ -332,6 +334,7 @@ class FaultHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         route = self.path.split("/")[1]
         self.server.hits[route] += 1
+        self.server.headers.append(dict(self.headers))
         if route.startswith("flaky-") and self.server.hits[route] > (2 if "500" in route else 1):
             route = "good"  # the fault is over
         if route == "good":
@@ -364,6 +367,7 @@ class FaultServer(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), FaultHandler)
         self.hits: collections.Counter = collections.Counter()
+        self.headers: list[dict[str, str]] = []  # of every request
         self.stop = threading.Event()
 
     def handle_error(self, request, client_address):
@@ -497,6 +501,16 @@ def test_download_rejects_a_body_shorter_than_its_content_length(server, tmp_pat
     assert cache_files(tmp_path / "one") == []
     download(server.url("good"), dest, timeout=TIMEOUT)
     assert dest.read_bytes() == BODY and cache_files(tmp_path / "one") == ["file.bin"]
+
+
+def test_a_download_shows_a_progress_bar_and_names_ganlib(server, tmp_path, capsys):
+    download(server.url("good"), tmp_path / "file.bin", timeout=TIMEOUT)
+    bar = capsys.readouterr().err
+    assert "100%" in bar and "10.2k/10.2k" in bar, bar  # tqdm's bar for 10,240 bytes
+    [headers] = server.headers
+    # Not Python's default agent, which servers refuse (MNIST's did: pytorch/vision#1938).
+    assert headers["User-Agent"] == f"ganlib/{__version__} (+https://github.com/{REPOSITORY})"
+    assert headers["Accept-Encoding"] == "identity"  # a .gz must arrive as the bytes hashed
 
 
 # --- 4. Bad inputs -----------------------------------------------------------------------------
