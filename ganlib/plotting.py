@@ -243,6 +243,30 @@ def before_after_widget(
     return box
 
 
+def read_upload(files) -> tuple[str, torch.Tensor]:
+    """The first file of a ``FileUpload`` value as ``(name, uint8 RGB (3, H, W))``.
+
+    ipywidgets 8 gives a tuple of ``{"name", "content", ...}`` dicts; 7.x (Colab's) a dict
+    ``{filename: {"metadata": {"name", ...}, "content": bytes}}``. Grayscale images are repeated
+    to three channels and an alpha channel is dropped; anything unreadable raises ValueError.
+    """
+    from PIL import Image
+
+    item = files[0] if isinstance(files, list | tuple) else next(iter(files.values()))
+    get = (
+        item.get
+        if isinstance(item, dict)
+        else lambda key, default=None: getattr(item, key, default)
+    )
+    name = get("name") or (get("metadata") or {}).get("name") or "upload"
+    try:
+        with Image.open(io.BytesIO(bytes(get("content")))) as im:
+            rgb = np.asarray(im.convert("RGB"))  # grayscale repeated, alpha dropped
+    except Exception as err:  # noqa: BLE001 - any unreadable upload gets the same message
+        raise ValueError(f"{name} is not a readable image: {err}") from None
+    return name, torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
 def translation_widget(
     models: dict, images: dict[str, torch.Tensor], multiple: int, max_side: int = 256
 ):
@@ -302,19 +326,14 @@ def translation_widget(
             message.value = f"cannot translate this image: {err}"
 
     def on_upload(change):
-        files = change["new"]
-        if not files:
+        if not change["new"]:
             return
-        item = files[0] if isinstance(files, list | tuple) else next(iter(files.values()))
-        name = getattr(item, "name", None) or item.get("name", "upload")
-        content = getattr(item, "content", None) or item.get("content")
         try:
-            with Image.open(io.BytesIO(bytes(content))) as im:
-                rgb = np.asarray(im.convert("RGB"))  # grayscale repeated, alpha dropped
-        except Exception as err:  # noqa: BLE001 - any unreadable upload gets the same message
-            message.value = f"{name} is not a readable image: {err}"
+            name, img = read_upload(change["new"])
+        except ValueError as err:
+            message.value = str(err)
             return
-        photos_[name] = torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+        photos_[name] = img
         image_menu.options = list(photos_)
         image_menu.value = name
 

@@ -122,3 +122,39 @@ def test_before_after_wipe_moves_and_switches_images():
     assert box.image.value != moved
     with pytest.raises(ValueError, match="one shape"):
         before_after_widget({"x": (dark, bright[:, :4])})
+
+
+def _png(mode: str, size=(6, 4)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format="png")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_uploads_in_the_ipywidgets_8_and_7_formats_become_rgb(mode):
+    from ganlib.plotting import read_upload
+
+    content = _png(mode)
+    v8 = (
+        {
+            "name": "cat.png",
+            "type": "image/png",
+            "size": len(content),
+            "content": memoryview(content),
+        },
+    )
+    v7 = {"cat.png": {"metadata": {"name": "cat.png", "type": "image/png"}, "content": content}}
+    for value in (v8, v7):
+        name, img = read_upload(value)
+        assert name == "cat.png" and img.dtype == torch.uint8 and img.shape == (3, 4, 6)
+
+
+def test_an_unreadable_upload_is_named():
+    from ganlib.plotting import read_upload
+
+    with pytest.raises(ValueError, match="notes.txt is not a readable image"):
+        read_upload(({"name": "notes.txt", "content": b"hello"},))
