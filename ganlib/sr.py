@@ -201,6 +201,8 @@ class SRPatches:
         upsample_input: Deliver the LR patch bicubic-upscaled to HR size (for SRCNN). Default: False.
     """
 
+    RESIDENT_BYTES = 2**30
+
     def __init__(
         self,
         pairs,
@@ -222,9 +224,15 @@ class SRPatches:
             print(
                 f"SRPatches: skipping {len(pairs) - len(usable)} image(s) smaller than {patch}x{patch} pixels."
             )
-        self.pairs, self.scale, self.patch, self.batch_size = usable, scale, patch, batch_size
-        self.upsample_input = upsample_input
         self.device = torch.device(device)
+        # The images live where the batches are made: on a GPU, cropping, flips and the conversion
+        # to floats run there and only the random numbers come from the host (the same stream on
+        # any device). Sets over RESIDENT_BYTES (DIV2K: ~5 GB) stay in host memory.
+        nbytes = sum(hr.numel() + lr.numel() for hr, lr in usable)
+        home = self.device if nbytes <= self.RESIDENT_BYTES else torch.device("cpu")
+        self.pairs = [(hr.to(home), lr.to(home)) for hr, lr in usable]
+        self.scale, self.patch, self.batch_size = scale, patch, batch_size
+        self.upsample_input = upsample_input
         self.generator = torch.Generator().manual_seed(seed)
 
     def __iter__(self):
@@ -247,7 +255,8 @@ class SRPatches:
                 h, l_ = h.flip(-1), l_.flip(-1)
             l_ = torch.rot90(l_, turns, (1, 2))
             his.append(torch.rot90(h, turns, (1, 2)))
-            los.append(imresize(l_, s) if self.upsample_input else l_)
+            # the MATLAB-style resize runs in NumPy, on the host
+            los.append(imresize(l_.cpu(), s).to(l_.device) if self.upsample_input else l_)
         hr_b = to_model_range(torch.stack(his)).to(self.device, non_blocking=True)
         lr_b = to_model_range(torch.stack(los)).to(self.device, non_blocking=True)
         return hr_b, lr_b  # (B, 3, P, P), (B, 3, P/s, P/s) or (B, 3, P, P) when upsampled
@@ -353,7 +362,7 @@ def srgan_step(run: SRGANRun, batch) -> dict[str, torch.Tensor]:
 def upscale_tiled(
     model: nn.Module,
     lr: torch.Tensor,
-    tile: int = 128,
+    tile: int | None = 128,
     overlap: int | None = None,
     as_float: bool = False,
 ) -> torch.Tensor:
@@ -363,7 +372,9 @@ def upscale_tiled(
     on every side (default: the model's receptive radius), and only its centre is kept. With
     overlap >= the receptive radius, the result equals untiled inference up to float rounding.
 
-    The network runs in eval mode (its own mode is restored after).
+    The network runs in eval mode (its own mode is restored after). Tiles are cut and quantised on
+    the model's device; only uint8 pixels come back. ``tile=None`` picks it from the free GPU
+    memory (:func:`auto_tile`).
 
     Returns:
         uint8 (3, s*h, s*w); with ``as_float``, the unquantised model output in [-1, 1] instead.
@@ -372,23 +383,43 @@ def upscale_tiled(
         raise ValueError(
             f"upscale_tiled takes a uint8 RGB image (3, h, w), got {lr.dtype} {tuple(lr.shape)}."
         )
-    if tile < 8:
-        raise ValueError(f"tile must be at least 8 LR pixels, got {tile}.")
     s = model.scale
     overlap = getattr(model, "receptive_radius", 16) if overlap is None else overlap
     device = next(model.parameters()).device
+    tile = auto_tile(model, overlap) if tile is None else tile
+    if tile < 8:
+        raise ValueError(f"tile must be at least 8 LR pixels, got {tile}.")
     _, h, w = lr.shape
     out = torch.empty(3, h * s, w * s, dtype=torch.float32 if as_float else torch.uint8)
-    x_full = to_model_range(lr[None])  # (1, 3, h, w), stays on the CPU
+    x_full = to_model_range(lr[None].to(device))  # (1, 3, h, w) on the model's device
     corners = [(y0, x0) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
     with evaluating(model):
         for y0, x0 in corners:
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
             yb, xb = min(y1 + overlap, h), min(x1 + overlap, w)
-            y_tile = model(x_full[..., ya:yb, xa:xb].to(device)).float().cpu()
+            y_tile = model(x_full[..., ya:yb, xa:xb])
             core = y_tile[0, :, (y0 - ya) * s : (y1 - ya) * s, (x0 - xa) * s : (x1 - xa) * s]
-            out[:, y0 * s : y1 * s, x0 * s : x1 * s] = (
-                core if as_float else (to_unit_range(core) * 255).round().byte()
-            )
+            core = core.float() if as_float else (to_unit_range(core.float()) * 255).round().byte()
+            out[:, y0 * s : y1 * s, x0 * s : x1 * s] = core.cpu()  # uint8 crosses to the host
     return out
+
+
+def auto_tile(model: nn.Module, overlap: int, free_bytes: int | None = None) -> int:
+    """The LR tile side for :func:`upscale_tiled`: 128 on a CPU; on a GPU the largest power of
+    two (<= 1024) whose estimated activations fit in half the free memory.
+
+    Estimate: a few live float32 feature maps of ``width`` channels at the HR size of the tile
+    with its overlap, 3 * 4 bytes * width * (scale * (tile + 2 overlap))^2 (the upsampling stage
+    dominates SRResNet's memory).
+    """
+    device = next(model.parameters()).device
+    if free_bytes is None:
+        if device.type != "cuda":
+            return 128
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+    width = getattr(getattr(model, "head", [None])[0], "out_channels", 64)
+    tile = 1024
+    while tile > 8 and 12 * width * (model.scale * (tile + 2 * overlap)) ** 2 > free_bytes / 2:
+        tile //= 2
+    return tile

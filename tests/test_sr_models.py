@@ -344,3 +344,15 @@ def test_tiny_and_odd_sized_images_upscale():
         upscale_tiled(model, torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="at least 8"):
         upscale_tiled(model, torch.zeros(3, 8, 8, dtype=torch.uint8), tile=4)
+
+
+def test_auto_tile_fits_half_the_free_memory():
+    from ganlib.models.sr import SRResNet
+    from ganlib.sr import auto_tile
+
+    model = SRResNet(4, 2, 64)
+    assert auto_tile(model, overlap=8) == 128  # on a CPU: the default
+    small = auto_tile(model, overlap=8, free_bytes=2 * 2**30)
+    large = auto_tile(model, overlap=8, free_bytes=40 * 2**30)
+    assert 8 <= small < large <= 1024
+    assert 12 * 64 * (4 * (small + 16)) ** 2 <= 2**30  # half of the 2 GiB free
