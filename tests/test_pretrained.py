@@ -145,3 +145,19 @@ def test_cli_names_a_missing_pretrained_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
     assert main(["eval-sr", "--pretrained", "srgan_x4"]) == 2
     assert "python scripts/pretrain.py srgan_x4" in capsys.readouterr().err
+
+
+def test_readme_quotes_each_shipped_model_card():
+    readme = (ROOT / "README.md").read_text()
+    quoted = {
+        "srresnet_x4": ("set5_psnr", "set14_psnr"),
+        "srgan_x4": ("set5_psnr", "set14_psnr", "set5_hf_ratio"),
+        "cgan_digits": ("class_accuracy", "digit_fid"),
+        "pix2pix_colour": ("psnr", "colour"),
+    }
+    for name in SHIPPED:
+        row = next((ln for ln in readme.splitlines() if ln.startswith(f"| `{name}`")), None)
+        assert row is not None, f"README's pretrained table has no row for {name}"
+        figures = model_card(name)["figures"]
+        for key in quoted[name]:
+            assert f"{figures[key]:.2f}" in row, f"README row of {name} does not quote {key}"
