@@ -139,3 +139,29 @@ def test_shipped_files_match_data_sha256sums():
     assert sorted(listed) == shipped and len(shipped) == 2 + 5 + 14 + 91
     for relpath, digest in listed.items():
         assert hashlib.sha256((BUNDLED_ROOT / relpath).read_bytes()).hexdigest() == digest, relpath
+
+
+def test_training_sets_leave_out_what_does_not_ship_when_offline(
+    tmp_path, monkeypatch, no_network, capsys
+):
+    """No mirror, no network: BSD200 is left out with a note, T91 (shipped) still loads."""
+    from ganlib.data import load_training_sets
+
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
+    images = load_training_sets(["t91", "bsd200"])
+    assert len(images) == 91
+    note = capsys.readouterr().out
+    assert note.startswith("Training without bsd200:") and "../shared" not in note
+
+
+def test_a_shipped_set_that_fails_is_an_error(monkeypatch):
+    import ganlib.data
+    from ganlib.data import DatasetUnavailable, load_training_sets
+
+    def missing(name):
+        raise DatasetUnavailable(f"{name} is gone")
+
+    monkeypatch.setattr(ganlib.data, "load_sr_images", missing)
+    with pytest.raises(DatasetUnavailable, match="t91 is gone"):
+        load_training_sets(["t91"])
