@@ -22,6 +22,7 @@ if "GANLIB_DATA_MIRROR" not in os.environ and SHARED.is_dir():
     os.environ["GANLIB_DATA_MIRROR"] = str(SHARED)
 
 NOTEBOOK_SECONDS: dict[str, float] = defaultdict(float)
+RUN_DIRS: dict[Path, Path] = {}
 
 
 def _is_notebook(item) -> bool:
@@ -41,23 +42,17 @@ def pytest_runtest_setup(item):
     if not _is_notebook(item):
         yield
         return
-    run_dir = Path(tempfile.mkdtemp(prefix=f"nbval-{item.path.stem}-"))
-    env = {
-        "GANLIB_PROFILE": os.environ.get("GANLIB_PROFILE") or "smoke",
-        "GANLIB_CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
-        "GANLIB_RESULTS_DIR": str(run_dir),
-        "MPLBACKEND": "agg",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    from ganlib.course import notebook_environment
+
+    if item.path not in RUN_DIRS:  # one folder per notebook: its kernel starts with its first cell
+        RUN_DIRS[item.path] = Path(tempfile.mkdtemp(prefix=f"nbval-{item.path.stem}-"))
+    run_dir = RUN_DIRS[item.path]
+    profile = os.environ.get("GANLIB_PROFILE") or "smoke"
+    checkpoints = str(run_dir / "checkpoints")
+    with notebook_environment(
+        profile, run_dir, GANLIB_CHECKPOINT_ROOT=checkpoints, MPLBACKEND="agg"
+    ):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def pytest_runtest_logreport(report):

@@ -65,9 +65,10 @@ def parse_params(items: list[str] | None) -> dict:
 
 
 @contextlib.contextmanager
-def notebook_environment(profile: str, out_dir: Path):
-    """Set ``GANLIB_PROFILE`` and ``GANLIB_RESULTS_DIR`` for kernels started inside; restore after."""
-    env = {"GANLIB_PROFILE": profile, "GANLIB_RESULTS_DIR": str(out_dir)}
+def notebook_environment(profile: str, out_dir: Path, **extra: str):
+    """Set ``GANLIB_PROFILE``, ``GANLIB_RESULTS_DIR`` and any ``extra`` variables for kernels
+    started inside; restore after."""
+    env = {"GANLIB_PROFILE": profile, "GANLIB_RESULTS_DIR": str(out_dir), **extra}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

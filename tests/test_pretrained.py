@@ -3,9 +3,7 @@ architecture, and reproduces the figures its model card states; the training scr
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,14 @@ import torch
 
 from ganlib import pretrained
 from ganlib.pretrained import PRETRAINED, load_pretrained, manifest, model_card, weights_path
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(name for name in PRETRAINED if f"{name}.pt" in manifest())
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("pretrain", ROOT / "scripts" / "pretrain.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pretrain"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pretrain")
 
 
 def test_every_manifest_entry_is_a_known_model_with_a_card():
