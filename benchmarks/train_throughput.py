@@ -90,7 +90,7 @@ SCHEDULE = {
 }
 
 # One technique changed at a time, on top of ganlib's defaults (the settings notebooks use:
-# data on the device, log every 50 steps, torch.optim.Adam's defaults, fp32 on CPU).
+# data on the device, log every 50 steps, ganlib.train.adam (fused on CUDA), fp32 on CPU).
 VARIANTS = {
     "ganlib": {},
     "ganlib, data via DataLoader": {"data": "loader"},
@@ -170,8 +170,15 @@ def load_data(model: str, size: dict, seed: int = 0):
     return random_crops(images, size["n_crops"], size["size"], seed=seed)
 
 
-def _adam(params, adam: str = "default", lr: float = LR, betas=BETAS) -> torch.optim.Adam:
-    """Adam with the GAN papers' settings; ``adam`` picks torch's implementation."""
+def _adam(params, adam: str = "torch", lr: float = LR, betas=BETAS) -> torch.optim.Adam:
+    """Adam with the GAN papers' settings; ``adam`` picks the implementation: ``"torch"``
+    (``torch.optim.Adam``'s default, as the reference loops and pytorch/examples use),
+    ``"ganlib"`` (:func:`ganlib.train.adam`: fused on CUDA, torch's default elsewhere),
+    ``"foreach"`` or ``"fused"``."""
+    if adam == "ganlib":
+        from ganlib import train
+
+        return train.adam(params, lr=lr, betas=betas)
     kw = {"foreach": True} if adam == "foreach" else {"fused": True} if adam == "fused" else {}
     return torch.optim.Adam(params, lr=lr, betas=betas, **kw)
 
@@ -545,7 +552,7 @@ def ganlib_runner(
     data_mode: str = "resident",
     log_every: int = 50,
     channels_last: bool = False,
-    adam: str = "default",
+    adam: str = "ganlib",
     compile: dict | None = None,
     precision: str = "auto",
     share_fake: bool = False,

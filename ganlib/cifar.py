@@ -30,6 +30,7 @@ from ganlib.fid import fid, inception_score
 from ganlib.gan import GANRun
 from ganlib.images import random_crops, to_model_range
 from ganlib.models.sngan import SNResNetDiscriminator, SNResNetGenerator
+from ganlib.train import adam
 
 STANDIN = "offline stand-in: 32x32 crops of the T91/BSD200 photos, not CIFAR-10, no Inception FID"
 
@@ -91,8 +92,8 @@ def sngan_run(
     return GANRun(
         G,
         D,
-        opt_G=torch.optim.Adam(G.parameters(), lr=lr, betas=betas),
-        opt_D=torch.optim.Adam(D.parameters(), lr=lr, betas=betas),
+        opt_G=adam(G.parameters(), lr=lr, betas=betas),
+        opt_D=adam(D.parameters(), lr=lr, betas=betas),
         z_dim=z_dim,
         g_loss="hinge",
         d_loss="hinge",

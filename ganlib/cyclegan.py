@@ -34,7 +34,7 @@ from ganlib.models.pix2pix import PatchDiscriminator
 from ganlib.models.resnet import ResnetImageGenerator
 from ganlib.pix2pix import linear_decay
 from ganlib.precision import Precision
-from ganlib.train import RunState, frozen
+from ganlib.train import RunState, adam, frozen
 from ganlib.translation import translate
 
 
@@ -302,8 +302,8 @@ def cyclegan_memory_probe(
     nets += [PatchDiscriminator(3, width, 3, norm="instance").to(dev) for _ in range(2)]
     run = CycleGANRun(
         *nets,
-        opt_G=torch.optim.Adam(itertools.chain(*(n.parameters() for n in nets[:2])), 2e-4),
-        opt_D=torch.optim.Adam(itertools.chain(*(n.parameters() for n in nets[2:])), 2e-4),
+        opt_G=adam(itertools.chain(*(n.parameters() for n in nets[:2])), 2e-4),
+        opt_D=adam(itertools.chain(*(n.parameters() for n in nets[2:])), 2e-4),
         steps=steps,
         precision=Precision(dev, precision),
     )

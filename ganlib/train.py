@@ -106,14 +106,70 @@ def setting_name(value) -> object:
     return getattr(value, "__name__", type(value).__name__)
 
 
+# --- Optimizers ----------------------------------------------------------------------------------
+
+
+def fuses_adam(params) -> bool:
+    """Whether :func:`adam` steps ``params`` with torch's fused kernel: only when all are on CUDA.
+
+    On CPU torch's default implementation is kept, so CPU runs give the numbers they always gave.
+    """
+    devices = {p.device.type for p in params}
+    return devices == {"cuda"}
+
+
+def adam(params, lr: float = 1e-3, betas=(0.9, 0.999), **kwargs) -> torch.optim.Adam:
+    """``torch.optim.Adam``, fused into one kernel per step when the parameters are on CUDA.
+
+    The fused step updates every parameter in one launch instead of several per tensor, and it
+    takes GradScaler's inf check as a GPU tensor (fp16), where the other implementations read it
+    back to the host first, which waits for the GPU. Elsewhere (CPU) this is exactly
+    ``torch.optim.Adam(params, lr, betas, **kwargs)``. The implementation is recorded in the
+    run's config (:func:`optimizer_name`).
+
+    Args:
+        params: The parameters to optimize, or parameter groups (dicts with ``"params"``).
+        lr (float): Learning rate. Default: 1e-3 (torch's).
+        betas (tuple): (beta1, beta2), the decay rates of the running means of the gradient and
+            of its square. Default: (0.9, 0.999) (torch's).
+        **kwargs: Any other argument of ``torch.optim.Adam``; ``fused=False`` or
+            ``foreach=True`` choose another implementation on CUDA.
+    """
+    groups = [{**g, "params": list(g["params"])} if isinstance(g, dict) else g for g in params]
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    if "foreach" not in kwargs and fuses_adam(tensors):
+        kwargs.setdefault("fused", True)
+    return torch.optim.Adam(groups, lr=lr, betas=betas, **kwargs)
+
+
+def _implementation(group: dict) -> str:
+    if group.get("fused"):
+        return "fused"
+    if group["foreach"] is None:  # torch's default, decided at each step: foreach on the GPU
+        return "foreach" if all(p.device.type == "cuda" for p in group["params"]) else "for-loop"
+    return "foreach" if group["foreach"] else "for-loop"
+
+
+def optimizer_name(optimizer: torch.optim.Optimizer) -> str:
+    """The optimizer and the implementation torch steps it with: ``"Adam(fused)"`` (one kernel
+    for all tensors), ``"Adam(foreach)"`` (one kernel per operation for all tensors) or
+    ``"Adam(for-loop)"`` (one tensor at a time); just the class name for an optimizer without
+    that choice (``"LBFGS"``)."""
+    kind, groups = type(optimizer).__name__, optimizer.param_groups
+    if not all("foreach" in g for g in groups):
+        return kind
+    return f"{kind}({'+'.join(sorted({_implementation(g) for g in groups}))})"
+
+
 class RunState:
     """The convention every run follows: its parts, its settings, its device, its checkpoint.
 
     A run class (a dataclass) names the stateful parts it saves in :meth:`_parts` (``{"G":
     generator, "opt_G": optimizer, ...}``; None = absent) and the fields that change training in
-    ``_settings``. :meth:`_record_settings` (called from ``__post_init__``) copies those fields and
-    the precision into ``config``, so a checkpoint written with other settings is refused on
-    resume with a message that names each difference.
+    ``_settings``. :meth:`_record_settings` (called from ``__post_init__``) copies those fields,
+    the precision and each optimizer's implementation (``{"opt_G": "Adam(fused)", ...}``, see
+    :func:`optimizer_name`) into ``config``, so a checkpoint written with other settings is
+    refused on resume with a message that names each difference.
     """
 
     _settings: tuple[str, ...] = ()
@@ -126,7 +182,17 @@ class RunState:
         if getattr(self, "precision", None) is None:
             self.precision = Precision(self.device)
         settings = {name: setting_name(getattr(self, name)) for name in self._settings}
-        self.config = {**self.config, **settings, "precision": self.precision.mode}
+        optimizers = {
+            name: optimizer_name(part)
+            for name, part in self._parts().items()
+            if isinstance(part, torch.optim.Optimizer)
+        }
+        self.config = {
+            **self.config,
+            **settings,
+            "precision": self.precision.mode,
+            "optimizers": optimizers,
+        }
 
     @property
     def device(self) -> torch.device:
@@ -175,10 +241,16 @@ class RunState:
                 part.zero_grad(set_to_none=True)
 
 
+# Settings ganlib records since a later version: a checkpoint written before has no such key and
+# still resumes; one that has it must match.
+_RECORDED_LATER = ("optimizers",)
+
+
 def _check_config(saved: dict, current: dict, source: str) -> None:
-    if saved == current:
+    absent = {k for k in _RECORDED_LATER if k not in saved}
+    diff = sorted(k for k in (set(saved) | set(current)) - absent if saved.get(k) != current.get(k))
+    if not diff:
         return
-    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     detail = "; ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in diff)
     raise ValueError(
         f"{source} was written by a run with other settings ({detail}), so resuming it would mix "

@@ -69,7 +69,7 @@ from ganlib.models.pix2pix import PatchDiscriminator, UNetGenerator  # noqa: E40
 from ganlib.models.sr import SRResNet  # noqa: E402
 from ganlib.pix2pix import Pix2PixRun, pix2pix_step  # noqa: E402
 from ganlib.precision import Precision  # noqa: E402
-from ganlib.train import SupervisedRun, fit, supervised_step  # noqa: E402
+from ganlib.train import SupervisedRun, adam, fit, supervised_step  # noqa: E402
 
 SKIPPED = "skipped: deadline"
 NEEDS_CUDA = "needs CUDA"
@@ -311,7 +311,7 @@ def _batches(b: int, dev, *shapes, labels: bool = False) -> Batches:
 
 
 def _adam(m, lr=2e-4, betas=(0.5, 0.999)) -> torch.optim.Adam:
-    return torch.optim.Adam(m.parameters(), lr=lr, betas=betas)
+    return adam(m.parameters(), lr=lr, betas=betas)
 
 
 def training(nb: str, p: dict, dev):
@@ -379,8 +379,8 @@ def cuda_graph(c: Check) -> dict | str:
         return NEEDS_CUDA
     b, n = c.size("dcgan_b64")["batch"], 3 if c.tiny else 200
     G, D = (m.to(c.device) for m in tt.build_models("dcgan", c.size("dcgan_b64"), 0))
-    adam = dict(lr=tt.LR, betas=tt.BETAS, capturable=True)  # Adam's step count stays on the GPU
-    opt_G, opt_D = (torch.optim.Adam(m.parameters(), **adam) for m in (G, D))
+    hyper = dict(lr=tt.LR, betas=tt.BETAS, capturable=True)  # Adam's step count stays on the GPU
+    opt_G, opt_D = (adam(m.parameters(), **hyper) for m in (G, D))
     # fp32: under capture, autocast would need its cast cache off (cache_enabled=False)
     run = GANRun(G, D, opt_G, opt_D, z_dim=100, precision=Precision(c.device, "fp32"))
     batches = _batches(b, c.device, (1, 28))

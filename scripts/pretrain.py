@@ -28,7 +28,7 @@ from ganlib.checkpoint import save_checkpoint
 from ganlib.data import data_root
 from ganlib.env import pick_device, seed_everything
 from ganlib.pretrained import PRETRAINED, load_pretrained, model_card, sha256
-from ganlib.train import fit
+from ganlib.train import adam, fit
 
 SEED = 0
 CHUNK = 500  # steps between checkpoints and --minutes checks
@@ -59,7 +59,7 @@ def srresnet_x4(device: torch.device) -> Job:
     steps, lr = 14000, 2e-4
     kwargs = {"scale": 4, "n_blocks": 16, "width": 64, "batch_norm": False}
     model = SRResNet(**kwargs).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99))
+    opt = adam(model.parameters(), lr=lr, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 100)
     pairs = make_sr_pairs(load_sr_images("t91") + load_sr_images("bsd200"), 4)
     patches = SRPatches(pairs, 4, patch=64, batch_size=16, seed=SEED)
@@ -109,8 +109,8 @@ def srgan_x4(device: torch.device) -> Job:
     run = SRGANRun(
         G,
         D,
-        torch.optim.Adam(G.parameters(), lr=lr, betas=(0.9, 0.999)),
-        torch.optim.Adam(D.parameters(), lr=lr, betas=(0.9, 0.999)),
+        adam(G.parameters(), lr=lr, betas=(0.9, 0.999)),
+        adam(D.parameters(), lr=lr, betas=(0.9, 0.999)),
         content_loss=mse_loss,
         adv_weight=1e-3,
         config={k: str(v) for k, v in recipe.items()},
@@ -166,8 +166,8 @@ def cgan_digits(device: torch.device) -> Job:
     run = ConditionalGANRun(
         G,
         D,
-        torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999)),
-        torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999)),
+        adam(G.parameters(), lr=lr, betas=(0.5, 0.999)),
+        adam(D.parameters(), lr=lr, betas=(0.5, 0.999)),
         shift=2,
         config={k: str(v) for k, v in recipe.items()},
     )
@@ -237,12 +237,12 @@ def pix2pix_colour(device: torch.device) -> Job:
         "batch": f"{batch} random {COLOUR_CROP}x{COLOUR_CROP} crops of {n_train} (flipped)",
         "precision": "bf16 autocast",
     }
-    adam = {"lr": lr, "betas": (0.5, 0.999)}
+    hyper = {"lr": lr, "betas": (0.5, 0.999)}
     run = Pix2PixRun(
         G,
         D,
-        torch.optim.Adam(G.parameters(), **adam),
-        torch.optim.Adam(D.parameters(), **adam),
+        adam(G.parameters(), **hyper),
+        adam(D.parameters(), **hyper),
         steps=steps,
         config={k: str(v) for k, v in recipe.items()},
         precision=Precision(device, "bf16"),

@@ -27,6 +27,7 @@ from ganlib.data import Batches, load_mnist
 from ganlib.digits import WEIGHTS, DigitCNN, predict
 from ganlib.env import seed_everything
 from ganlib.images import to_model_range
+from ganlib.train import adam
 
 
 def non_digits(like: torch.Tensor) -> torch.Tensor:
@@ -71,7 +72,7 @@ def main() -> None:
     x = to_model_range(train_x[:, None])  # (N, 1, 28, 28) in [-1, 1]
     augment = v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=-1.0)
     model = DigitCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)
     batches = Batches(x, train_y, batch_size=128, seed=args.seed)
     steps = args.epochs * (len(x) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)

@@ -1,15 +1,26 @@
 """The training loop and the GAN steps: what each step changes, the loop's chores, precision."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 import ganlib.precision
-from ganlib.checkpoint import load_checkpoint
+import ganlib.train
+from ganlib.checkpoint import load_checkpoint, save_checkpoint
 from ganlib.data import Batches
 from ganlib.gan import GANRun, d_step, g_step, gan_step
 from ganlib.models import DCGANDiscriminator, DCGANGenerator
 from ganlib.precision import Precision
-from ganlib.train import SupervisedRun, TrainingDiverged, fit, supervised_step
+from ganlib.train import (
+    SupervisedRun,
+    TrainingDiverged,
+    adam,
+    fit,
+    fuses_adam,
+    optimizer_name,
+    supervised_step,
+)
 
 
 def tiny_run(config=None, width=8, **settings):
@@ -154,6 +165,7 @@ def test_settings_are_recorded_in_the_config():
         "n_dis": 1,
         "share_fake": True,
         "precision": "fp32",
+        "optimizers": {"opt_G": "Adam(for-loop)", "opt_D": "Adam(for-loop)"},
     }
 
 
@@ -267,6 +279,50 @@ def test_resume_with_a_changed_setting_names_it(tmp_path):
                 progress=False,
             )
         assert run.step == 0
+
+
+def test_resume_accepts_a_checkpoint_written_before_optimizers_were_recorded(tmp_path):
+    data = real_images(32)
+    fit(
+        tiny_run(),
+        gan_step,
+        Batches(data, batch_size=8),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    state = load_checkpoint(tmp_path / "latest.pt")
+    assert state["config"]["optimizers"] == {"opt_G": "Adam(for-loop)", "opt_D": "Adam(for-loop)"}
+    del state["config"]["optimizers"]  # as ganlib wrote it before
+    save_checkpoint(tmp_path / "latest.pt", state)
+    run = tiny_run()
+    fit(
+        run,
+        gan_step,
+        Batches(data, batch_size=8),
+        4,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
+    )
+    assert run.step == 4 and [r["step"] for r in run.history] == [2, 4]
+    # the checkpoint written after resuming records the optimizers again
+    assert (
+        load_checkpoint(tmp_path / "latest.pt")["config"]["optimizers"]["opt_D"] == "Adam(for-loop)"
+    )
+
+    state["config"]["optimizers"] = {"opt_G": "Adam(fused)", "opt_D": "Adam(fused)"}
+    save_checkpoint(tmp_path / "latest.pt", state)
+    with pytest.raises(ValueError, match=r"optimizers: \{'opt_G': 'Adam\(fused\)'.* there"):
+        fit(
+            tiny_run(),
+            gan_step,
+            Batches(data, batch_size=8),
+            4,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path):
@@ -478,3 +534,118 @@ def test_auto_precision_picks_bf16_only_where_the_gpu_computes_it_natively(
     monkeypatch.setattr(ganlib.precision.torch.cuda, "is_bf16_supported", is_bf16_supported)
     assert Precision("cuda", "auto").mode == expected
     assert asked == {"including_emulation": False}
+
+
+@pytest.mark.parametrize(
+    "capability, expected", [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")]
+)
+def test_auto_precision_from_the_gpu_capability(monkeypatch, capability, expected):
+    # torch's own is_bf16_supported, on a mocked GPU: a T4 (7.5) emulates bf16, an A100 (8.0)
+    # and an H100 (9.0) compute it natively
+    major, minor = capability
+    with monkeypatch.context() as m:
+        m.setattr(torch.version, "hip", None)
+        m.setattr(torch.cuda, "is_available", lambda: True)
+        m.setattr(torch.cuda, "current_device", lambda: 0)
+        m.setattr(
+            torch.cuda, "get_device_properties", lambda _: SimpleNamespace(major=major, minor=minor)
+        )
+        precision = Precision("cuda")
+    assert precision.mode == expected
+
+
+@pytest.mark.filterwarnings("ignore:.*GradScaler is enabled, but CUDA is not available")
+def test_fp16_updates_go_through_one_persistent_scaler_per_optimizer():
+    precision = Precision("cuda", "fp16")
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    for name in ("D", "G", "D"):
+        precision.update(model(torch.ones(1, 2)).sum(), opt, name)
+        seen.append(precision.scalers[name])
+    assert seen[0] is seen[2] and seen[1] is not seen[0]
+    assert set(precision.state_dict()["scalers"]) == {"D", "G"}
+
+
+# --- Optimizers ----------------------------------------------------------------------------------
+
+
+def test_adam_is_fused_only_for_parameters_on_cuda():
+    def on(*devices):
+        return [SimpleNamespace(device=torch.device(d)) for d in devices]
+
+    assert fuses_adam(on("cuda", "cuda:0"))
+    assert not fuses_adam(on("cpu", "cpu"))
+    assert not fuses_adam(on("cuda", "cpu"))
+    assert not fuses_adam(on("mps"))
+
+
+def test_adam_on_cpu_is_torch_default_adam_to_the_last_bit():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a = adam(a.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_b = torch.optim.Adam(b.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    assert opt_a.defaults == opt_b.defaults  # fused and foreach left to torch (None)
+    assert not getattr(opt_a, "_step_supports_amp_scaling", False)
+    x = torch.randn(8, 4)
+    for _ in range(3):
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_adam_on_cuda_is_fused_and_recorded_in_the_config(monkeypatch, tmp_path):
+    monkeypatch.setattr(ganlib.train, "fuses_adam", lambda params: True)  # as for CUDA params
+    G, D = DCGANGenerator(z_dim=8, width=8), DCGANDiscriminator(width=8)
+    opt_G = adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    # fused Adam takes the scaler's inf check as a tensor: no host sync in scaler.step
+    assert opt_G.defaults["fused"] and opt_G._step_supports_amp_scaling
+    opt_D = adam([{"params": D.parameters()}], lr=2e-4, foreach=True)  # an explicit choice wins
+    assert not opt_D.defaults["fused"]
+    run = GANRun(G, D, opt_G, opt_D, z_dim=8)
+    assert run.config["optimizers"] == {"opt_G": "Adam(fused)", "opt_D": "Adam(foreach)"}
+    fit(
+        run,
+        gan_step,
+        Batches(real_images(8), batch_size=4),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    saved = load_checkpoint(tmp_path / "latest.pt")["config"]
+    assert saved["optimizers"] == {"opt_G": "Adam(fused)", "opt_D": "Adam(foreach)"}
+
+
+def test_optimizer_name_says_which_implementation_torch_steps_with():
+    w = torch.nn.Parameter(torch.zeros(2))
+    assert optimizer_name(torch.optim.Adam([w])) == "Adam(for-loop)"  # torch's default on CPU
+    assert optimizer_name(torch.optim.Adam([w], foreach=True)) == "Adam(foreach)"
+    assert optimizer_name(torch.optim.Adam([w], fused=True)) == "Adam(fused)"
+    assert optimizer_name(torch.optim.SGD([w], lr=0.1, foreach=False)) == "SGD(for-loop)"
+    assert optimizer_name(torch.optim.LBFGS([w])) == "LBFGS"  # no implementation to choose
+    on_gpu = torch.optim.Adam([w])
+    on_gpu.param_groups[0]["params"] = [SimpleNamespace(device=torch.device("cuda"))]
+    assert optimizer_name(on_gpu) == "Adam(foreach)"  # torch's default on CUDA
+    assert tiny_run().config["optimizers"] == {"opt_G": "Adam(for-loop)", "opt_D": "Adam(for-loop)"}
+
+
+@pytest.mark.parametrize("fused, host_reads", [(True, 0), (False, 1)])
+def test_grad_scaler_reads_the_inf_check_back_only_for_unfused_adam(monkeypatch, fused, host_reads):
+    # The reason for fused Adam under fp16 (torch's GradScaler on CPU, the same code as on CUDA).
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([w], lr=0.1, fused=fused)
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    scaler.scale((w * torch.tensor([1.0, float("inf"), 1.0])).sum()).backward()
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(1) or item(t))
+    scaler.step(opt)
+    monkeypatch.undo()
+    scaler.update()
+    assert len(reads) == host_reads
+    assert torch.equal(w.detach(), torch.ones(3))  # the inf skipped the step either way
+    assert scaler.get_scale() == 2.0
