@@ -10,14 +10,17 @@ The profile is one switch, ``GANLIB_PROFILE``:
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 PROFILES = ("smoke", "quick", "full")
+TIMINGS = Path(__file__).with_name("timings.json")
 
 
 def resolve_profile(profile: str | None = None) -> str:
@@ -63,8 +66,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def describe(profile: str, device: torch.device, seed: int) -> str:
-    """One line for the top of a notebook: profile, device, seed and versions."""
+def describe(profile: str, device: torch.device, seed: int, notebook: str | None = None) -> str:
+    """The lines for the top of a notebook: profile, device, seed and versions; with ``notebook``
+    (e.g. ``"01_gan_basics"``) also how long the run will take (:func:`estimate`)."""
     where = str(device)
     if device.type == "cuda":
         where += f" ({torch.cuda.get_device_name(device)})"
@@ -72,7 +76,35 @@ def describe(profile: str, device: torch.device, seed: int) -> str:
         where += (
             f" ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
         )
-    return f"profile={profile} | device={where} | seed={seed} | torch {torch.__version__}"
+    line = f"profile={profile} | device={where} | seed={seed} | torch {torch.__version__}"
+    return line if notebook is None else f"{line}\n{estimate(notebook, profile, device)}"
+
+
+def estimate(notebook: str, profile: str, device: torch.device) -> str:
+    """How long ``notebook`` takes in ``profile`` on this kind of device, from measured runs
+    (``ganlib/timings.json``), marked as an estimate; says so when no run was measured."""
+    timings = json.loads(TIMINGS.read_text())
+    measured = timings["minutes"].get(notebook, {}).get(profile, {})
+    devices = timings["devices"]
+    line = f"estimate for the {profile} profile: "
+    if device.type in measured:
+        minutes = measured[device.type]
+        took = f"{minutes:.0f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
+        line += f"about {took} (measured on {devices[device.type]}; other machines differ)"
+    else:
+        line += f"none, it was not timed on a {device.type} device yet"
+        if measured:
+            line += " (" + ", ".join(f"{m:.0f} min on {devices[d]}" for d, m in measured.items())
+            line += ")"
+    if profile == "full" and device.type not in measured:
+        line += "; full trains much longer than quick and may take hours"
+    auto = os.environ.get("GANLIB_PROFILE", "auto").strip().lower() == "auto"
+    if auto and profile == resolve_profile("auto"):
+        gpu = "a GPU is" if device.type == "cuda" else "no GPU is"
+        line += f". 'auto' chose {profile} because {gpu} present"
+        if profile == "full":
+            line += "; for minutes instead, set GANLIB_PROFILE=quick and restart the kernel"
+    return line + "."
 
 
 def default_checkpoint_root(default: str = "../checkpoints") -> str:
