@@ -90,45 +90,51 @@ SCHEDULE = {
 }
 
 # One technique changed at a time, on top of ganlib's defaults (the settings notebooks use:
-# data on the device, log every 50 steps, ganlib.train.adam (fused on CUDA), fp32 on CPU).
+# data on the device, log every 50 steps, ganlib.train.adam (fused on CUDA), fp32 on CPU, and
+# the run's own choices: share_fake when n_dis == 1 for GANRun, channels_last where the networks
+# prefer it (DCGAN, SRResNet, SRGAN; not the U-Net or CycleGAN generators)).
 VARIANTS = {
     "ganlib": {},
     "ganlib, data via DataLoader": {"data": "loader"},
     "ganlib, sync every step": {"log_every": 1},
-    "ganlib + channels_last": {"channels_last": True},
+    # the defaults before share_fake and channels_last were decided (both off)
+    "ganlib, previous defaults": {"share_fake": False, "channels_last": False},
+    "ganlib, share_fake off": {"share_fake": False},  # two G forwards per iteration
+    "ganlib, channels_last off": {"channels_last": False},  # NCHW weights and batches
+    "ganlib + channels_last": {"channels_last": True},  # forced on, whatever the preference
     "ganlib + foreach Adam": {"adam": "foreach"},
     "ganlib + fused Adam": {"adam": "fused"},
     "ganlib + torch.compile": {"compile": {}},  # torch.compile's keyword arguments
     "ganlib + torch.compile reduce-overhead": {"compile": {"mode": "reduce-overhead"}},  # GPU
     # dynamo's graph capture without inductor's code generation: compiles in seconds (tests)
     "ganlib + torch.compile aot_eager": {"compile": {"backend": "aot_eager"}},
-    "ganlib + share_fake": {"share_fake": True},  # GANRun(share_fake=True): one G forward per step
-    # the two that helped on CPU, together
-    "ganlib + channels_last + share_fake": {"channels_last": True, "share_fake": True},
+    "ganlib + share_fake": {"share_fake": True},  # forced on (SRGANRun's default is off)
     "ganlib + bf16 autocast": {"precision": "bf16"},  # GPU only
     "ganlib, fp32": {"precision": "fp32"},  # on CUDA "ganlib" is bf16 (or fp16) autocast
 }
 # Variants timed per profile; full adds torch.compile for DCGAN and more for the other models.
 _DCGAN_CPU = [
     "ganlib",
+    "ganlib, previous defaults",
+    "ganlib, share_fake off",
+    "ganlib, channels_last off",
     "ganlib, data via DataLoader",
     "ganlib, sync every step",
-    "ganlib + channels_last",
     "ganlib + foreach Adam",
     "ganlib + fused Adam",
-    "ganlib + share_fake",
-    "ganlib + channels_last + share_fake",
 ]
 DEFAULT_VARIANTS = {
     "tiny": ["ganlib", "ganlib, data via DataLoader"],
     "quick": {
         "dcgan": _DCGAN_CPU,
-        "srgan": ["ganlib", "ganlib + share_fake"],
+        "srresnet": ["ganlib", "ganlib, channels_last off"],
+        "srgan": ["ganlib", "ganlib + share_fake", "ganlib, channels_last off"],
         "other": ["ganlib"],
     },
     "full": {
         "dcgan": [*_DCGAN_CPU, "ganlib + torch.compile"],
-        "srgan": ["ganlib", "ganlib + channels_last", "ganlib + share_fake"],
+        "srresnet": ["ganlib", "ganlib, data via DataLoader", "ganlib, channels_last off"],
+        "srgan": ["ganlib", "ganlib, channels_last off", "ganlib + share_fake"],
         "other": ["ganlib", "ganlib, data via DataLoader", "ganlib + channels_last"],
     },
 }
@@ -507,8 +513,8 @@ def reference_runner(model: str, data, size: dict, seed: int, device, workers: i
 class _LoaderBatches:
     """ganlib's loop fed by the reference DataLoader (the 'data via DataLoader' variant)."""
 
-    def __init__(self, it, channels_last: bool, swap: bool = False):
-        self.it, self.channels_last, self.swap = it, channels_last, swap
+    def __init__(self, it, swap: bool = False):
+        self.it, self.swap = it, swap
 
     def __iter__(self):
         return self
@@ -517,29 +523,7 @@ class _LoaderBatches:
         batch = next(self.it)
         if self.swap:  # the reference's (source, target) -> pix2pix_step's (target, source)
             batch = (batch[1], batch[0])
-        return _to_format(batch, self.channels_last)
-
-
-def _to_format(batch, channels_last: bool):
-    if not channels_last:
         return batch
-    cl = torch.channels_last
-    if isinstance(batch, tuple | list):
-        return tuple(t.contiguous(memory_format=cl) if t.ndim == 4 else t for t in batch)
-    return batch.contiguous(memory_format=cl)
-
-
-class _ResidentBatches:
-    """ganlib.data.Batches, with the batches converted to channels_last when asked."""
-
-    def __init__(self, batches, channels_last: bool):
-        self.batches, self.channels_last = batches, channels_last
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return _to_format(next(self.batches), self.channels_last)
 
 
 def ganlib_runner(
@@ -551,16 +535,18 @@ def ganlib_runner(
     *,
     data_mode: str = "resident",
     log_every: int = 50,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     adam: str = "ganlib",
     compile: dict | None = None,
     precision: str = "auto",
-    share_fake: bool = False,
+    share_fake: bool | None = None,
     name: str = "ganlib",
     workers: int = 2,
 ) -> Runner:
     """ganlib's loop with one configuration of the techniques (see ``VARIANTS``); ``compile``
-    holds ``torch.compile``'s keyword arguments (None: eager)."""
+    holds ``torch.compile``'s keyword arguments (None: eager). ``channels_last`` and
+    ``share_fake`` go to the run (None: the run's default); the run converts the networks and
+    ``fit`` the batches."""
     from ganlib.cyclegan import CycleGANRun, cyclegan_step
     from ganlib.data import Batches, ZipBatches
     from ganlib.gan import GANRun, gan_step
@@ -577,15 +563,11 @@ def ganlib_runner(
     if precision == "bf16" and device.type != "cuda":
         raise ValueError("bf16 autocast is benchmarked on CUDA only; on CPU ganlib trains in fp32.")
     nets = [m.to(device) for m in build_models(model, size, seed)]
-    if channels_last:
-        nets = [m.to(memory_format=torch.channels_last) for m in nets]
     b = size["batch"]
 
     if data_mode == "loader":
         batches = _LoaderBatches(
-            reference_loader(model, data, size, device, workers),
-            channels_last,
-            swap=model == "pix2pix",
+            reference_loader(model, data, size, device, workers), swap=model == "pix2pix"
         )
     elif model == "dcgan":
         batches = Batches(to_model_range(data).to(device), batch_size=b, seed=seed)
@@ -599,16 +581,22 @@ def ganlib_runner(
         batches = ZipBatches(
             Batches(a, batch_size=b, seed=seed), Batches(bb, batch_size=b, seed=seed + 1)
         )
-    if data_mode != "loader":
-        batches = _ResidentBatches(batches, channels_last)
 
     trained = nets if compile is None else [torch.compile(m, **compile) for m in nets]
     opt = [_adam(m.parameters(), adam) for m in nets]
     prec = Precision(device, precision)
+    formats = {"channels_last": channels_last}
     total = 10**9  # pix2pix/CycleGAN LR schedules are built for this many steps: flat here
     if model == "dcgan":
         run = GANRun(
-            trained[0], trained[1], opt[0], opt[1], z_dim=100, share_fake=share_fake, precision=prec
+            trained[0],
+            trained[1],
+            opt[0],
+            opt[1],
+            z_dim=100,
+            share_fake=share_fake,
+            precision=prec,
+            **formats,
         )
         step = gan_step
     elif model == "srresnet":
@@ -617,6 +605,7 @@ def ganlib_runner(
             _adam(nets[0].parameters(), adam, 1e-4, (0.9, 0.999)),
             loss="mse",
             precision=prec,
+            **formats,
         )
         step = supervised_step
     elif model == "srgan":
@@ -629,15 +618,18 @@ def ganlib_runner(
             precision=prec,
             content_loss=mse_loss,
             adv_weight=1e-3,
+            **formats,
         )
         step = srgan_step
     elif model == "pix2pix":
-        run = Pix2PixRun(trained[0], trained[1], opt[0], opt[1], steps=total, precision=prec)
+        run = Pix2PixRun(
+            trained[0], trained[1], opt[0], opt[1], steps=total, precision=prec, **formats
+        )
         step = pix2pix_step
     else:
         opt_G = _adam(itertools.chain(nets[0].parameters(), nets[1].parameters()), adam)
         opt_D = _adam(itertools.chain(nets[2].parameters(), nets[3].parameters()), adam)
-        run = CycleGANRun(*trained, opt_G, opt_D, steps=total, precision=prec)
+        run = CycleGANRun(*trained, opt_G, opt_D, steps=total, precision=prec, **formats)
         step = cyclegan_step
 
     def train(n: int) -> None:

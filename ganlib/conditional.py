@@ -43,6 +43,7 @@ class ConditionalGANRun(GANRun):
     shift: int = 0
 
     _settings = (*GANRun._settings, "shift")
+    _shares_fake_by_default = False  # one D step and one G step, each with its own G pass
 
     def __post_init__(self):
         if self.z_dim is None:

@@ -40,10 +40,22 @@ class GANRun(RunState):
         n_dis (int): D steps per G step (SNGAN and WGAN-GP use 5). Each D step takes its own
             real images, so batches hold ``n_dis * B`` of them (``Batches(..., batch_size=n_dis
             * B)``). Default: 1.
-        share_fake (bool): Run G once per iteration, as the PyTorch DCGAN example does: D's step
-            sees G(z) detached and G's step backpropagates through the same G(z) (one G forward
-            fewer; G's batch-norm statistics update once instead of twice). Default: False.
+        share_fake (bool | None): Run G once per iteration, as the PyTorch DCGAN example does:
+            D's step sees G(z) detached and G's step backpropagates through the same G(z), so
+            G's step trains on the fakes D was just updated on instead of on fresh noise. One G
+            forward fewer (1.13x faster for DCGAN-MNIST on 2 CPU cores), and G's
+            batch-norm statistics update once per iteration instead of twice; digit-FID after
+            1500 steps is the same within seed noise (benchmarks/RESULTS.md). It needs
+            ``n_dis = 1``. Default: None, which means True when ``n_dis == 1`` (always False in
+            ``SRGANRun``, ``ConditionalGANRun`` and ``RestorationGANRun``); the resolved value
+            is recorded in ``config``, so a checkpoint written with the other value is refused.
+            A step you write yourself must honour it (or pass ``share_fake=False``).
         precision: Mixed precision; default fp32 on CPU, bf16/fp16 on CUDA.
+        channels_last (bool | None): Store G's and D's weights and the batches in channels_last
+            (NHWC) memory: the same results to float rounding, faster convolutions on CPU where
+            the networks prefer it (DCGAN, SRResNet, SRGAN's D: see
+            :func:`ganlib.train.prefers_channels_last`). Default: None, True when both networks
+            prefer it; recorded resolved in ``config`` (not compared on resume).
     """
 
     G: nn.Module
@@ -55,12 +67,16 @@ class GANRun(RunState):
     g_loss: str = "nonsaturating"
     d_loss: str = "bce"
     n_dis: int = 1
-    share_fake: bool = False
+    share_fake: bool | None = None
     precision: Precision | None = None
+    channels_last: bool | None = None
     step: int = 0
     history: list[dict] = field(default_factory=list)
 
     _settings = ("z_dim", "g_loss", "d_loss", "n_dis", "share_fake")
+    # What share_fake=None resolves to when n_dis == 1: True for gan_step, decided by measurement
+    # (benchmarks/RESULTS.md). Subclasses whose step never shares set it False.
+    _shares_fake_by_default = True
 
     def __post_init__(self):
         loss_by_name(self.g_loss, G_LOSSES, "g_loss")
@@ -68,7 +84,12 @@ class GANRun(RunState):
         if self.n_dis < 1:
             raise ValueError(f"n_dis must be >= 1 D steps per G step, got {self.n_dis}.")
         if self.n_dis > 1 and self.share_fake:
-            raise ValueError("share_fake needs n_dis = 1: with n_dis > 1 each D step draws fakes.")
+            raise ValueError(
+                f"share_fake needs n_dis = 1: with n_dis = {self.n_dis} each D step draws its "
+                "own fakes. Pass share_fake=False, or leave it out (None resolves to False here)."
+            )
+        if self.share_fake is None:
+            self.share_fake = self.n_dis == 1 and self._shares_fake_by_default
         self._record_settings()
 
     def _parts(self) -> dict:

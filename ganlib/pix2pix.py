@@ -98,6 +98,9 @@ class Pix2PixRun(RunState):
             :func:`pix2pix_d_step`. Default: ``"conditional"``.
         config: Plain settings; a checkpoint written with other settings is refused on resume.
         precision: Mixed precision; default fp32 on CPU, bf16/fp16 on CUDA.
+        channels_last (bool | None): channels_last (NHWC) weights and batches. Default: None,
+            the networks' preference, False for the U-Net (measured 0.92-0.95x on CPU); recorded
+            in ``config``.
     """
 
     G: nn.Module
@@ -110,6 +113,7 @@ class Pix2PixRun(RunState):
     d_mode: str = "conditional"
     config: dict = field(default_factory=dict)
     precision: Precision | None = None
+    channels_last: bool | None = None
     step: int = 0
     history: list[dict] = field(default_factory=list)
 

@@ -351,6 +351,7 @@ class RestorationGANRun(GANRun):
     adv_weight: float = 0.01
 
     _settings = (*GANRun._settings, "adv_weight")
+    _shares_fake_by_default = False  # one D step and one G step, each with its own G pass
 
     def __post_init__(self):
         if self.n_dis != 1 or self.share_fake:

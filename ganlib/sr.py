@@ -282,12 +282,17 @@ class SRGANRun(GANRun):
             :func:`ganlib.losses.mse_loss` ("SRGAN-MSE"). Recorded in ``config`` by name.
             Default: ``mse_loss``.
         adv_weight (float): Weight of the adversarial term; the paper uses 1e-3. Default: 1e-3.
+
+    ``share_fake`` defaults to False here: its quality was measured for DCGAN only, and the
+    SRGAN step written out in notebook 02 runs G twice. Pass ``share_fake=True`` for one G
+    forward per iteration (1.04-1.32x faster, the same G update; benchmarks/RESULTS.md).
     """
 
     content_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse_loss
     adv_weight: float = 1e-3
 
     _settings = (*GANRun._settings, "content_loss", "adv_weight")
+    _shares_fake_by_default = False
 
     def __post_init__(self):
         if self.n_dis != 1:

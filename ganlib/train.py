@@ -161,6 +161,27 @@ def optimizer_name(optimizer: torch.optim.Optimizer) -> str:
     return f"{kind}({'+'.join(sorted({_implementation(g) for g in groups}))})"
 
 
+# --- Memory format ------------------------------------------------------------------------------
+
+
+def prefers_channels_last(module: nn.Module) -> bool:
+    """Whether ``module`` trains faster in channels_last (NHWC) memory: its class says so with
+    ``prefers_channels_last = True``, set where it was measured faster on CPU (DCGAN, the SRResNet
+    family: +6-30 % per step, benchmarks/RESULTS.md) and left False where it was slower (the U-Net and
+    the CycleGAN ResNet generator: 0.92-0.98x) or not measured."""
+    return bool(getattr(module, "prefers_channels_last", False))
+
+
+def to_memory_format(batch, channels_last: bool):
+    """``batch`` (a tensor or a tuple of tensors) with every 4-D tensor in channels_last memory
+    when asked (the same values, stored NHWC); other tensors (labels, noise) as they are."""
+    if not channels_last:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return batch.contiguous(memory_format=torch.channels_last) if batch.ndim == 4 else batch
+    return type(batch)(to_memory_format(t, True) for t in batch)
+
+
 class RunState:
     """The convention every run follows: its parts, its settings, its device, its checkpoint.
 
@@ -170,17 +191,36 @@ class RunState:
     the precision and each optimizer's implementation (``{"opt_G": "Adam(fused)", ...}``, see
     :func:`optimizer_name`) into ``config``, so a checkpoint written with other settings is
     refused on resume with a message that names each difference.
+
+    It also settles the networks' memory format once (each run's ``channels_last`` field; None =
+    the networks' preference, :func:`prefers_channels_last`), recorded but not compared on resume.
     """
 
     _settings: tuple[str, ...] = ()
     _labels = {"G": "generator", "D": "discriminator"}
+    channels_last: bool | None = None  # runs without such a field: the networks' preference
 
     def _parts(self) -> dict:
         raise NotImplementedError
 
+    def _networks(self) -> list[nn.Module]:
+        return [part for part in self._parts().values() if isinstance(part, nn.Module)]
+
+    def _apply_memory_format(self) -> None:
+        """Resolve ``channels_last`` (None: True when every network of the run prefers it, see
+        :func:`prefers_channels_last`) and convert the networks' 4-D weights once; :func:`fit`
+        converts each 4-D batch to match."""
+        networks = self._networks()
+        if self.channels_last is None:
+            self.channels_last = all(prefers_channels_last(m) for m in networks)
+        if self.channels_last:
+            for m in networks:
+                m.to(memory_format=torch.channels_last)  # in place: optimizers keep their params
+
     def _record_settings(self) -> None:
         if getattr(self, "precision", None) is None:
             self.precision = Precision(self.device)
+        self._apply_memory_format()
         settings = {name: setting_name(getattr(self, name)) for name in self._settings}
         optimizers = {
             name: optimizer_name(part)
@@ -192,6 +232,7 @@ class RunState:
             **settings,
             "precision": self.precision.mode,
             "optimizers": optimizers,
+            "channels_last": self.channels_last,
         }
 
     @property
@@ -244,10 +285,13 @@ class RunState:
 # Settings ganlib records since a later version: a checkpoint written before has no such key and
 # still resumes; one that has it must match.
 _RECORDED_LATER = ("optimizers",)
+# Recorded, never compared: the memory format changes the speed, not the numbers (beyond float
+# rounding), so a run may resume in the other format (e.g. on another machine).
+_NOT_COMPARED = ("channels_last",)
 
 
 def _check_config(saved: dict, current: dict, source: str) -> None:
-    absent = {k for k in _RECORDED_LATER if k not in saved}
+    absent = {k for k in _RECORDED_LATER if k not in saved} | set(_NOT_COMPARED)
     diff = sorted(k for k in (set(saved) | set(current)) - absent if saved.get(k) != current.get(k))
     if not diff:
         return
@@ -271,6 +315,10 @@ class SupervisedRun(RunState):
             with different settings is refused on resume.
         precision: Mixed precision; default fp32 on CPU, bf16/fp16 on CUDA.
         scheduler: Optional learning-rate scheduler, stepped after every optimizer step.
+        channels_last (bool | None): Store the model's weights and the batches in channels_last
+            (NHWC) memory: same results to float rounding, faster convolutions where the model
+            prefers it (:func:`prefers_channels_last`). Default: None, the model's preference
+            (True for SRResNet); recorded resolved in ``config``.
     """
 
     model: nn.Module
@@ -279,6 +327,7 @@ class SupervisedRun(RunState):
     config: dict = field(default_factory=dict)
     precision: Precision | None = None
     scheduler: object = None
+    channels_last: bool | None = None
     step: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -317,11 +366,11 @@ def _call_hooks(hooks, event: str, *args) -> None:
             fn(*args)
 
 
-def _to_device(batch, device: torch.device):
+def _to_device(batch, device: torch.device, channels_last: bool = False):
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        return to_memory_format(batch.to(device, non_blocking=True), channels_last)
     if isinstance(batch, tuple | list):
-        return type(batch)(_to_device(t, device) for t in batch)
+        return type(batch)(_to_device(t, device, channels_last) for t in batch)
     raise ValueError(
         f"A batch must be a tensor or a tuple of tensors, got {type(batch).__name__}. Iterate "
         "over ganlib.data.Batches (or any iterator of tensors)."
@@ -367,7 +416,8 @@ def fit(
             e.g. :func:`ganlib.gan.gan_step` or your own function.
         batches: An iterator of batches: a tensor, or a tuple of tensors whose first one is the
             real (or target) images in [-1, 1] (e.g. :class:`ganlib.data.Batches`). Each batch is
-            moved to the run's device. With ``state_dict``/``load_state_dict`` methods, its
+            moved to the run's device, its 4-D tensors in channels_last memory when the run's
+            networks are (``run.channels_last``). With ``state_dict``/``load_state_dict`` methods, its
             position is checkpointed too.
         steps: Total number of iterations, counting from step 0 (a resumed run does the rest).
         hooks: Objects with optional ``on_log(run, record)``, ``on_checkpoint(run, path)`` and
@@ -452,7 +502,8 @@ def fit(
     bar = tqdm(total=steps, initial=run.step, disable=not progress, desc=name)
     try:
         while run.step < steps:
-            batch = _to_device(next(batches), run.device)
+            # 4-D batches in the networks' memory format (RunState.channels_last)
+            batch = _to_device(next(batches), run.device, bool(run.channels_last))
             if not checked:
                 _check_model_range(batch)
                 checked = True

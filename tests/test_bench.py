@@ -26,11 +26,27 @@ def check_rows(result: dict, names: list[str]) -> None:
 
 
 def test_dcgan_reference_and_ganlib_train_with_worker_processes(mirror_available):
-    names = ["ganlib", "ganlib, data via DataLoader", "ganlib + channels_last"]
+    names = ["ganlib", "ganlib, data via DataLoader", "ganlib, previous defaults"]
     result = tt.bench_model("dcgan", "tiny", names, workers=2, log=lambda *_: None)
     check_rows(result, names)
     table = tt.format_table(result)
-    assert "| reference |" in table and "| ganlib + channels_last |" in table
+    assert "| reference |" in table and "| ganlib, previous defaults |" in table
+
+
+def test_variants_reach_the_run_as_its_settings():
+    data = tt.load_data("dcgan", tt.SIZES["tiny"]["dcgan"])
+    cpu = torch.device("cpu")
+
+    def settings(variant, model="dcgan"):
+        size = tt.SIZES["tiny"][model]
+        data_ = data if model == "dcgan" else tt.load_data(model, size)
+        r = tt.make_runner(model, variant, data_, size, 0, cpu, 0)
+        first = r.modules[0].parameters().__next__()
+        return first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
+
+    assert settings("ganlib") and not settings("ganlib, channels_last off")
+    assert not settings("ganlib, previous defaults")
+    assert not settings("ganlib", "pix2pix") and settings("ganlib + channels_last", "pix2pix")
 
 
 @pytest.mark.parametrize("model", ["srresnet", "srgan", "pix2pix", "cyclegan"])
@@ -110,10 +126,15 @@ def test_share_fake_runs_G_once_per_step_and_matches_the_two_pass_gradients():
     fit(run, gan_step, iter(lambda: real, None), 3, progress=False)
     assert len(calls) == 3 and tt.changed(before, [run.G, run.D])
     calls.clear()
-    run = make()
+    run = make(share_fake=False)
     run.G.register_forward_hook(lambda *_: calls.append(1))
     fit(run, gan_step, iter(lambda: real, None), 2, progress=False)
-    assert len(calls) == 4  # the default runs G twice per step
+    assert len(calls) == 4  # without share_fake G runs twice per step
+    calls.clear()
+    run = make(share_fake=None)  # the default: shared when n_dis == 1
+    run.G.register_forward_hook(lambda *_: calls.append(1))
+    fit(run, gan_step, iter(lambda: real, None), 2, progress=False)
+    assert len(calls) == 2 and run.config["share_fake"] is True
 
 
 def test_pix2pix_batches_have_the_same_roles_in_every_data_path(mirror_available):
@@ -122,7 +143,7 @@ def test_pix2pix_batches_have_the_same_roles_in_every_data_path(mirror_available
     from ganlib.translation import make_task_pairs
 
     target, source = make_task_pairs(data, "stylise")
-    loader = tt._LoaderBatches(tt.reference_loader("pix2pix", data, size, cpu, 0), False, True)
+    loader = tt._LoaderBatches(tt.reference_loader("pix2pix", data, size, cpu, 0), swap=True)
     t, s = next(loader)
     # whichever crop came out, it is (stylised target, photo source), as with Batches
     i = next(k for k in range(len(source)) if torch.allclose(source[k], s[0], atol=1e-5))

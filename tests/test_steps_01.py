@@ -23,6 +23,7 @@ def _run(G, D, z_dim) -> GANRun:
         opt_G=torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999)),
         opt_D=torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999)),
         z_dim=z_dim,
+        share_fake=False,  # the page's vanilla_gan_step draws fresh noise for G's step
     )
 
 

@@ -28,6 +28,7 @@ def _run(n_dis: int) -> GANRun:
         g_loss="hinge",
         d_loss="hinge",
         n_dis=n_dis,
+        share_fake=False,  # the page's sngan_step runs G again in G's step
     )
 
 

@@ -23,9 +23,10 @@ from ganlib.train import (
 )
 
 
-def tiny_run(config=None, width=8, **settings):
+def tiny_run(config=None, width=8, channels=1, **settings):
     torch.manual_seed(0)
-    G, D = DCGANGenerator(z_dim=8, width=width), DCGANDiscriminator(width=width)
+    G = DCGANGenerator(z_dim=8, width=width, channels=channels)
+    D = DCGANDiscriminator(width=width, channels=channels)
     return GANRun(
         G,
         D,
@@ -37,8 +38,8 @@ def tiny_run(config=None, width=8, **settings):
     )
 
 
-def real_images(n=4):
-    return torch.rand(n, 1, 28, 28) * 2 - 1
+def real_images(n=4, channels=1):
+    return torch.rand(n, channels, 28, 28) * 2 - 1
 
 
 def snapshot(module):
@@ -166,7 +167,155 @@ def test_settings_are_recorded_in_the_config():
         "share_fake": True,
         "precision": "fp32",
         "optimizers": {"opt_G": "Adam(for-loop)", "opt_D": "Adam(for-loop)"},
+        "channels_last": True,
     }
+
+
+def test_share_fake_defaults_to_on_when_n_dis_is_one_and_is_recorded_resolved():
+    assert tiny_run().share_fake is True and tiny_run().config["share_fake"] is True
+    assert tiny_run(n_dis=3).config["share_fake"] is False  # None: off, each D step draws fakes
+    assert tiny_run(share_fake=False).config["share_fake"] is False
+    with pytest.raises(ValueError, match="share_fake needs n_dis = 1: with n_dis = 2"):
+        tiny_run(n_dis=2, share_fake=True)
+
+
+def test_steps_that_never_share_default_share_fake_to_off():
+    from ganlib.conditional import ConditionalGANRun
+    from ganlib.models.conditional import ConditionalDiscriminator, ConditionalGenerator
+    from ganlib.models.sr import SRGANDiscriminator, SRResNet
+    from ganlib.sr import SRGANRun
+
+    G, D = SRResNet(4, n_blocks=1, width=8), SRGANDiscriminator(width=8)
+    sr = SRGANRun(G, D, adam(G.parameters()), adam(D.parameters()))
+    assert sr.config["share_fake"] is False
+    G, D = ConditionalGenerator(z_dim=8, width=8), ConditionalDiscriminator(width=8)
+    cond = ConditionalGANRun(G, D, adam(G.parameters()), adam(D.parameters()))
+    assert cond.config["share_fake"] is False
+
+
+def test_a_checkpoint_written_without_share_fake_is_refused_by_the_new_default(tmp_path):
+    old = tiny_run(share_fake=False)  # the default before share_fake was decided
+    fit(
+        old,
+        gan_step,
+        Batches(real_images(16), batch_size=4),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="share_fake: False there, True now"):
+        fit(
+            tiny_run(),
+            gan_step,
+            Batches(real_images(16), batch_size=4),
+            4,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+    # with its own setting again, it resumes
+    again = tiny_run(share_fake=False)
+    fit(
+        again,
+        gan_step,
+        Batches(real_images(16), batch_size=4),
+        4,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
+    )
+    assert again.step == 4
+
+
+def _is_channels_last(module):
+    """Every 4-D weight stored NHWC (one with a single input channel is both NCHW and NHWC)."""
+    convs = [p for p in module.parameters() if p.ndim == 4]
+    return any(not p.is_contiguous() for p in convs) and all(
+        p.is_contiguous(memory_format=torch.channels_last) for p in convs
+    )
+
+
+def test_channels_last_follows_the_networks_preference_and_is_recorded():
+    from ganlib.cyclegan import CycleGANRun
+    from ganlib.models import MLPDiscriminator, MLPGenerator
+    from ganlib.models.pix2pix import PatchDiscriminator, UNetGenerator
+    from ganlib.models.resnet import ResnetImageGenerator
+    from ganlib.models.sr import SRResNet
+    from ganlib.pix2pix import Pix2PixRun
+
+    run = tiny_run()  # DCGAN: measured faster in channels_last on CPU
+    assert run.config["channels_last"] is True
+    assert _is_channels_last(run.G) and _is_channels_last(run.D)
+    off = tiny_run(channels_last=False)  # overridable per run
+    assert off.config["channels_last"] is False and not _is_channels_last(off.G)
+
+    sr = SRResNet(4, n_blocks=1, width=8)
+    assert SupervisedRun(sr, adam(sr.parameters())).config["channels_last"] is True
+
+    G, D = MLPGenerator(z_dim=8, hidden=16), MLPDiscriminator()  # no preference: unchanged
+    assert GANRun(G, D, adam(G.parameters()), adam(D.parameters()), z_dim=8).channels_last is False
+    # measured slower in channels_last (0.92-0.98x): the U-Net and the CycleGAN generator
+    G, D = UNetGenerator(3, 3, 8, depth=5), PatchDiscriminator(6, 8)
+    p2p = Pix2PixRun(G, D, adam(G.parameters()), adam(D.parameters()), steps=10)
+    assert p2p.config["channels_last"] is False and not _is_channels_last(G)
+    nets = [ResnetImageGenerator(3, 3, 8, 1), ResnetImageGenerator(3, 3, 8, 1)]
+    nets += [PatchDiscriminator(3, 8, norm="instance"), PatchDiscriminator(3, 8, norm="instance")]
+    opt_G = adam([p for m in nets[:2] for p in m.parameters()])
+    opt_D = adam([p for m in nets[2:] for p in m.parameters()])
+    assert CycleGANRun(*nets, opt_G, opt_D, steps=10).config["channels_last"] is False
+
+
+def test_fit_hands_the_step_channels_last_batches_and_trains_to_the_same_weights():
+    seen = []
+
+    def step(run, batch):  # RGB digits: a 1-channel batch is NCHW and NHWC at once
+        seen.append(batch.is_contiguous(memory_format=torch.channels_last))
+        return gan_step(run, batch)
+
+    runs = {}
+    for cl in (True, False):
+        run = tiny_run(channels=3, channels_last=cl)
+        torch.manual_seed(1)  # the same noise for both
+        fit(
+            run, step, Batches(real_images(24, channels=3), batch_size=8, seed=0), 5, progress=False
+        )
+        runs[cl] = run
+    assert seen == [True] * 5 + [False] * 5
+    # Same arithmetic in another memory layout: equal up to float rounding, not bit for bit.
+    for net in ("G", "D"):
+        a, b = getattr(runs[True], net).state_dict(), getattr(runs[False], net).state_dict()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=f"{net}.{k}")
+    with torch.no_grad():
+        z = torch.randn(6, 8)
+        torch.testing.assert_close(runs[True].sample(z), runs[False].sample(z), rtol=0, atol=1e-5)
+
+
+def test_channels_last_is_recorded_but_a_checkpoint_in_the_other_format_resumes(tmp_path):
+    first = tiny_run(channels_last=False)
+    fit(
+        first,
+        gan_step,
+        Batches(real_images(16), batch_size=4),
+        2,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    state = load_checkpoint(tmp_path / "latest.pt")
+    assert state["config"]["channels_last"] is False
+    del state["config"]["channels_last"]  # as written before ganlib recorded it
+    save_checkpoint(tmp_path / "latest.pt", state)
+    again = tiny_run()  # channels_last: the weights load into NHWC storage
+    fit(
+        again,
+        gan_step,
+        Batches(real_images(16), batch_size=4),
+        3,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        progress=False,
+    )
+    assert again.step == 3 and _is_channels_last(again.G)
 
 
 def test_share_fake_runs_G_once_per_step():

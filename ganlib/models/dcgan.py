@@ -34,6 +34,8 @@ class DCGANGenerator(nn.Module):
         channels (int): Output image channels. Default: 1.
     """
 
+    prefers_channels_last = True  # +6-18 % per step on CPU (benchmarks/RESULTS.md)
+
     def __init__(self, z_dim: int = 100, width: int = 64, channels: int = 1):
         super().__init__()
         self.z_dim = z_dim
@@ -70,6 +72,8 @@ class DCGANDiscriminator(nn.Module):
             Default: 64.
         channels (int): Input image channels. Default: 1.
     """
+
+    prefers_channels_last = True  # +6-18 % per step on CPU (benchmarks/RESULTS.md)
 
     def __init__(self, width: int = 64, channels: int = 1):
         super().__init__()
