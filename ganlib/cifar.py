@@ -98,6 +98,7 @@ def sngan_run(
         g_loss="hinge",
         d_loss="hinge",
         n_dis=n_dis,
+        share_fake=False,  # SNGAN draws new noise for every D step and for the G step
         config={
             "model": "sngan-resnet-32",
             "width_g": width_g,
