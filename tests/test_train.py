@@ -42,6 +42,14 @@ def real_images(n=4, channels=1):
     return torch.rand(n, channels, 28, 28) * 2 - 1
 
 
+def fit_tiny(run, data, steps, checkpoint_dir, resume=False):
+    """``fit`` with gan_step on batches of 8 of ``data``, checkpoints in ``checkpoint_dir``."""
+    batches = Batches(data, batch_size=8)
+    return fit(
+        run, gan_step, batches, steps, checkpoint_dir=checkpoint_dir, resume=resume, progress=False
+    )
+
+
 def snapshot(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
@@ -404,56 +412,26 @@ def test_fit_refuses_images_outside_the_model_range():
 
 def test_resume_with_a_changed_setting_names_it(tmp_path):
     data = real_images(32)
-    fit(
-        tiny_run(),
-        gan_step,
-        Batches(data, batch_size=8),
-        2,
-        checkpoint_dir=tmp_path,
-        progress=False,
-    )
+    fit_tiny(tiny_run(), data, 2, tmp_path)
     for changed_setting, match in (
         ({"g_loss": "saturating"}, r"g_loss: 'nonsaturating' there, 'saturating' now"),
         ({"n_dis": 2}, r"n_dis: 1 there, 2 now"),
     ):
         run = tiny_run(**changed_setting)
         with pytest.raises(ValueError, match=match):
-            fit(
-                run,
-                gan_step,
-                Batches(data, batch_size=8),
-                4,
-                checkpoint_dir=tmp_path,
-                resume=True,
-                progress=False,
-            )
+            fit_tiny(run, data, 4, tmp_path, resume=True)
         assert run.step == 0
 
 
 def test_resume_accepts_a_checkpoint_written_before_optimizers_were_recorded(tmp_path):
     data = real_images(32)
-    fit(
-        tiny_run(),
-        gan_step,
-        Batches(data, batch_size=8),
-        2,
-        checkpoint_dir=tmp_path,
-        progress=False,
-    )
+    fit_tiny(tiny_run(), data, 2, tmp_path)
     state = load_checkpoint(tmp_path / "latest.pt")
     assert state["config"]["optimizers"] == {"opt_G": "Adam(for-loop)", "opt_D": "Adam(for-loop)"}
     del state["config"]["optimizers"]  # as ganlib wrote it before
     save_checkpoint(tmp_path / "latest.pt", state)
     run = tiny_run()
-    fit(
-        run,
-        gan_step,
-        Batches(data, batch_size=8),
-        4,
-        checkpoint_dir=tmp_path,
-        resume=True,
-        progress=False,
-    )
+    fit_tiny(run, data, 4, tmp_path, resume=True)
     assert run.step == 4 and [r["step"] for r in run.history] == [2, 4]
     # the checkpoint written after resuming records the optimizers again
     assert (
@@ -463,15 +441,7 @@ def test_resume_accepts_a_checkpoint_written_before_optimizers_were_recorded(tmp
     state["config"]["optimizers"] = {"opt_G": "Adam(fused)", "opt_D": "Adam(fused)"}
     save_checkpoint(tmp_path / "latest.pt", state)
     with pytest.raises(ValueError, match=r"optimizers: \{'opt_G': 'Adam\(fused\)'.* there"):
-        fit(
-            tiny_run(),
-            gan_step,
-            Batches(data, batch_size=8),
-            4,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            progress=False,
-        )
+        fit_tiny(tiny_run(), data, 4, tmp_path, resume=True)
 
 
 def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path):
