@@ -5,8 +5,9 @@ Run from the repository root:
     python -m benchmarks.train_throughput --quick            # about 5 minutes on 2 CPU cores
     python -m benchmarks.train_throughput --models dcgan     # one model, the full profile
 
-For each model (DCGAN-MNIST, SRResNet, SRGAN, pix2pix, CycleGAN) both loops train the *same*
-network (same seed, so the same initial weights), the same batch size and the same data:
+For each model (DCGAN-MNIST, the pytorch/examples 64x64 DCGAN on MNIST, SRResNet, SRGAN, pix2pix,
+CycleGAN) both loops train the *same* network (same seed, so the same initial weights), the same
+batch size and the same data:
 
 - **reference**: the pytorch/examples ``dcgan/main.py`` style the anchor courses use. A
   torchvision-style ``Dataset`` that hands out PIL images through ``transforms`` (``ToTensor``,
@@ -44,6 +45,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ganlib.models.dcgan import init_dcgan_weights
+
 # --- Sizes ---------------------------------------------------------------------------------------
 
 # Model sizes per profile. "tiny" is for tests/test_bench.py (seconds); "quick" and "full" use the
@@ -51,6 +54,7 @@ from torch import nn
 SIZES = {
     "tiny": {
         "dcgan": dict(batch=8, n_data=64, width=8),
+        "dcgan64": dict(batch=4, n_data=32, width=8),
         "srresnet": dict(batch=2, patch=32, n_blocks=2, width=8),
         "srgan": dict(batch=2, patch=32, n_blocks=2, width=8),
         "pix2pix": dict(batch=1, size=32, depth=5, width=8, n_crops=4),
@@ -58,6 +62,8 @@ SIZES = {
     },
     "quick": {
         "dcgan": dict(batch=64, n_data=8000, width=64),
+        # pytorch/examples dcgan/main.py defaults: --batchSize 64 --imageSize 64 --ngf 64 --ndf 64
+        "dcgan64": dict(batch=64, n_data=2000, width=64),
         "srresnet": dict(batch=16, patch=96, n_blocks=16, width=64),
         "srgan": dict(batch=16, patch=96, n_blocks=16, width=64),
         "pix2pix": dict(batch=1, size=256, depth=8, width=64, n_crops=32),
@@ -75,6 +81,7 @@ SCHEDULE = {
     "tiny": {m: (1, 2, 2) for m in SIZES["tiny"]},
     "quick": {
         "dcgan": (10, 25, 5),
+        "dcgan64": (2, 4, 5),
         "srresnet": (1, 2, 3),
         "srgan": (1, 2, 3),
         "pix2pix": (1, 3, 3),
@@ -82,6 +89,7 @@ SCHEDULE = {
     },
     "full": {
         "dcgan": (20, 50, 9),
+        "dcgan64": (4, 8, 7),
         "srresnet": (2, 4, 5),
         "srgan": (2, 4, 5),
         "pix2pix": (2, 8, 5),
@@ -127,18 +135,20 @@ DEFAULT_VARIANTS = {
     "tiny": ["ganlib", "ganlib, data via DataLoader"],
     "quick": {
         "dcgan": _DCGAN_CPU,
+        "dcgan64": ["ganlib", "ganlib + channels_last", "ganlib, data via DataLoader"],
         "srresnet": ["ganlib", "ganlib, channels_last off"],
         "srgan": ["ganlib", "ganlib + share_fake", "ganlib, channels_last off"],
         "other": ["ganlib"],
     },
     "full": {
         "dcgan": [*_DCGAN_CPU, "ganlib + torch.compile"],
+        "dcgan64": ["ganlib", "ganlib + channels_last", "ganlib, data via DataLoader"],
         "srresnet": ["ganlib", "ganlib, data via DataLoader", "ganlib, channels_last off"],
         "srgan": ["ganlib", "ganlib, channels_last off", "ganlib + share_fake"],
         "other": ["ganlib", "ganlib, data via DataLoader", "ganlib + channels_last"],
     },
 }
-MODELS = ("dcgan", "srresnet", "srgan", "pix2pix", "cyclegan")
+MODELS = ("dcgan", "dcgan64", "srresnet", "srgan", "pix2pix", "cyclegan")
 LR = 2e-4
 BETAS = (0.5, 0.999)
 
@@ -161,6 +171,8 @@ def load_data(model: str, size: dict, seed: int = 0):
 
         train, _ = mnist_for_gan("test")  # offline: the test split minus 2000 held-out digits
         return train[: size["n_data"], None]  # (N, 1, 28, 28) uint8
+    if model == "dcgan64":  # 28x28 digits: the reference resizes each one, ganlib all at once
+        return load_data("dcgan", size, seed)
     if model in ("srresnet", "srgan"):
         from ganlib.data import load_sr_images
         from ganlib.sr import make_sr_pairs
@@ -189,6 +201,62 @@ def _adam(params, adam: str = "torch", lr: float = LR, betas=BETAS) -> torch.opt
     return torch.optim.Adam(params, lr=lr, betas=betas, **kw)
 
 
+class ExamplesGenerator(nn.Module):
+    """pytorch/examples ``dcgan/main.py``'s generator: five transposed convolutions,
+    z (B, nz) -> (B, nc, 64, 64). Same layers and initialisation; ``z_dim`` and a 2-D input so
+    ganlib's runs can drive it."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 1):
+        super().__init__()
+        self.z_dim = nz
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),  # -> (ngf*8) x 4 x 4
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),  # -> (ngf*4) x 8 x 8
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),  # -> (ngf*2) x 16 x 16
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),  # -> ngf x 32 x 32
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),  # -> nc x 64 x 64
+            nn.Tanh(),
+        )
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z[:, :, None, None])
+
+
+class ExamplesDiscriminator(nn.Module):
+    """pytorch/examples ``dcgan/main.py``'s discriminator, (B, nc, 64, 64) -> (B,), without the
+    final sigmoid (both loops use ``BCEWithLogitsLoss``, the stable form of sigmoid + BCELoss)."""
+
+    def __init__(self, ndf: int = 64, nc: int = 1):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),  # -> ndf x 32 x 32
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),  # -> (ndf*2) x 16 x 16
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),  # -> (ndf*4) x 8 x 8
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),  # -> (ndf*8) x 4 x 4
+            nn.BatchNorm2d(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),  # -> 1 x 1 x 1
+        )
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).view(-1)
+
+
 def build_models(model: str, size: dict, seed: int):
     """The networks of ``model``, built right after ``torch.manual_seed(seed)``: both loops start
     from the same weights."""
@@ -201,6 +269,8 @@ def build_models(model: str, size: dict, seed: int):
     w = size["width"]
     if model == "dcgan":
         return [DCGANGenerator(100, w), DCGANDiscriminator(w)]
+    if model == "dcgan64":
+        return [ExamplesGenerator(100, w), ExamplesDiscriminator(w)]
     if model == "srresnet":
         return [SRResNet(4, size["n_blocks"], w)]
     if model == "srgan":
@@ -302,8 +372,11 @@ def reference_loader(model: str, data, size: dict, device: torch.device, workers
 
     from ganlib.translation import stylise
 
-    if model == "dcgan":
-        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    if model in ("dcgan", "dcgan64"):
+        resize = [transforms.Resize(64)] if model == "dcgan64" else []  # main.py's MNIST branch
+        tf = transforms.Compose(
+            [*resize, transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]
+        )
         dataset = DigitsDataset(data, tf)
     elif model in ("srresnet", "srgan"):
         dataset = SRCropDataset(data, 4, size["patch"], epoch_len=100 * size["batch"])
@@ -348,7 +421,7 @@ def reference_runner(model: str, data, size: dict, seed: int, device, workers: i
     last: dict[str, float] = {}
     log: list[str] = []  # main.py prints one such line per step; we keep it instead
 
-    if model == "dcgan":
+    if model in ("dcgan", "dcgan64"):
         netG, netD = nets
         criterion = nn.BCEWithLogitsLoss()  # main.py: sigmoid + BCELoss; ganlib's D returns logits
         optimizerD, optimizerG = _adam(netD.parameters()), _adam(netG.parameters())
@@ -526,6 +599,35 @@ class _LoaderBatches:
         return batch
 
 
+def ganlib_batches(model, data, size: dict, seed: int, device, data_mode="resident", workers=2):
+    """What ganlib's loop trains on: data resident on the device (``Batches``, ``SRPatches``),
+    or the reference's DataLoader (``data_mode="loader"``)."""
+    from ganlib.data import Batches, ZipBatches
+    from ganlib.images import to_model_range
+    from ganlib.sr import SRPatches
+    from ganlib.translation import make_task_pairs, stylise
+
+    b = size["batch"]
+    if data_mode == "loader":
+        return _LoaderBatches(
+            reference_loader(model, data, size, device, workers), swap=model == "pix2pix"
+        )
+    if model == "dcgan":
+        return Batches(to_model_range(data).to(device), batch_size=b, seed=seed)
+    if model == "dcgan64":  # resized once, as Resize(64) does per image (bilinear, antialiased)
+        from torchvision.transforms.functional import resize
+
+        big = resize(data, [64, 64], antialias=True)
+        return Batches(to_model_range(big).to(device), batch_size=b, seed=seed)
+    if model in ("srresnet", "srgan"):
+        return SRPatches(data, 4, size["patch"], b, seed=seed, device=device)
+    if model == "pix2pix":
+        target, source = make_task_pairs(data, "stylise")
+        return Batches(target.to(device), source.to(device), batch_size=b, seed=seed)
+    a, bb = to_model_range(data).to(device), to_model_range(stylise(data)).to(device)
+    return ZipBatches(Batches(a, batch_size=b, seed=seed), Batches(bb, batch_size=b, seed=seed + 1))
+
+
 def ganlib_runner(
     model: str,
     data,
@@ -548,46 +650,28 @@ def ganlib_runner(
     ``share_fake`` go to the run (None: the run's default); the run converts the networks and
     ``fit`` the batches."""
     from ganlib.cyclegan import CycleGANRun, cyclegan_step
-    from ganlib.data import Batches, ZipBatches
     from ganlib.gan import GANRun, gan_step
-    from ganlib.images import to_model_range
     from ganlib.losses import mse_loss
     from ganlib.pix2pix import Pix2PixRun, pix2pix_step
     from ganlib.precision import Precision
-    from ganlib.sr import SRGANRun, SRPatches, srgan_step
+    from ganlib.sr import SRGANRun, srgan_step
     from ganlib.train import SupervisedRun, fit, supervised_step
-    from ganlib.translation import make_task_pairs, stylise
 
-    if share_fake and model not in ("dcgan", "srgan"):
+    if share_fake and model not in ("dcgan", "dcgan64", "srgan"):
         raise ValueError(f"share_fake is a GANRun setting; {model} has its own steps.")
     if precision == "bf16" and device.type != "cuda":
         raise ValueError("bf16 autocast is benchmarked on CUDA only; on CPU ganlib trains in fp32.")
     nets = [m.to(device) for m in build_models(model, size, seed)]
     b = size["batch"]
 
-    if data_mode == "loader":
-        batches = _LoaderBatches(
-            reference_loader(model, data, size, device, workers), swap=model == "pix2pix"
-        )
-    elif model == "dcgan":
-        batches = Batches(to_model_range(data).to(device), batch_size=b, seed=seed)
-    elif model in ("srresnet", "srgan"):
-        batches = SRPatches(data, 4, size["patch"], b, seed=seed, device=device)
-    elif model == "pix2pix":
-        target, source = make_task_pairs(data, "stylise")
-        batches = Batches(target.to(device), source.to(device), batch_size=b, seed=seed)
-    else:
-        a, bb = to_model_range(data).to(device), to_model_range(stylise(data)).to(device)
-        batches = ZipBatches(
-            Batches(a, batch_size=b, seed=seed), Batches(bb, batch_size=b, seed=seed + 1)
-        )
+    batches = ganlib_batches(model, data, size, seed, device, data_mode, workers)
 
     trained = nets if compile is None else [torch.compile(m, **compile) for m in nets]
     opt = [_adam(m.parameters(), adam) for m in nets]
     prec = Precision(device, precision)
     formats = {"channels_last": channels_last}
     total = 10**9  # pix2pix/CycleGAN LR schedules are built for this many steps: flat here
-    if model == "dcgan":
+    if model in ("dcgan", "dcgan64"):
         run = GANRun(
             trained[0],
             trained[1],

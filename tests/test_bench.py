@@ -49,10 +49,27 @@ def test_variants_reach_the_run_as_its_settings():
     assert not settings("ganlib", "pix2pix") and settings("ganlib + channels_last", "pix2pix")
 
 
-@pytest.mark.parametrize("model", ["srresnet", "srgan", "pix2pix", "cyclegan"])
+@pytest.mark.parametrize("model", ["dcgan64", "srresnet", "srgan", "pix2pix", "cyclegan"])
 def test_other_models_train_in_both_loops(model, mirror_available):
     result = tt.bench_model(model, "tiny", ["ganlib"], workers=0, log=lambda *_: None)
     check_rows(result, ["ganlib"])
+
+
+def test_the_examples_dcgan_is_five_layers_at_64x64():
+    G, D = tt.build_models("dcgan64", {"width": 8}, seed=0)
+    fake = G(torch.randn(3, 100))
+    assert fake.shape == (3, 1, 64, 64) and D(fake).shape == (3,)
+    convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    assert [sum(isinstance(m, convs) for m in net.modules()) for net in (G, D)] == [5, 5]
+
+
+def test_both_loops_see_64x64_digits_in_the_same_range(mirror_available):
+    size = tt.SIZES["tiny"]["dcgan64"]
+    data = tt.load_data("dcgan64", size)
+    ref = next(tt.reference_loader("dcgan64", data, size, torch.device("cpu"), 0))[0]
+    ours = next(iter(tt.ganlib_batches("dcgan64", data, size, 0, torch.device("cpu"))))
+    for x in (ref, ours):
+        assert x.shape == (size["batch"], 1, 64, 64) and -1 <= x.min() < x.max() <= 1
 
 
 def test_reference_dataset_matches_ganlib_range(mirror_available):
