@@ -13,7 +13,7 @@ next section runs.
 1. environment: torch, CUDA and cuDNN versions, GPU, compute capability, native bf16.
 2. throughput: ``benchmarks/train_throughput.py``'s interleaved timing of the tutorial-style
    reference loop and ganlib in fp32 and in bf16 autocast (cudnn.benchmark on in both), for
-   DCGAN-MNIST at batch 64 and 128, SRResNet (16 blocks, width 64, patch 96, batch 16) and
+   DCGAN-MNIST at batch 64 and 128, pytorch/examples' 64x64 DCGAN at batch 64, SRResNet (16 blocks, width 64, patch 96, batch 16) and
    pix2pix (U-Net-256, batch 1): ms/step and the ratio to the reference ("speedup").
 3. compile: ganlib's DCGAN with ``torch.compile``'d G and D (mode "reduce-overhead" on CUDA,
    torch's default on CPU) beside eager ganlib and the reference, with the compile time.
@@ -77,11 +77,17 @@ NEEDS_CUDA = "needs CUDA"
 CASES = {
     "dcgan_b64": ("dcgan", 64, 8),
     "dcgan_b128": ("dcgan", 128, 16),
+    "dcgan64_b64": ("dcgan64", 64, 4),  # pytorch/examples' 64x64 five-layer DCGAN
     "srresnet": ("srresnet", 16, 2),
     "pix2pix": ("pix2pix", 1, 1),
 }
 # (warm-up steps, steps per window, rounds) on a GPU; elsewhere the benchmark's own schedules
-GPU_SCHEDULE = {"dcgan": (20, 50, 5), "srresnet": (5, 20, 5), "pix2pix": (5, 20, 5)}
+GPU_SCHEDULE = {
+    "dcgan": (20, 50, 5),
+    "dcgan64": (10, 25, 5),
+    "srresnet": (5, 20, 5),
+    "pix2pix": (5, 20, 5),
+}
 LOOPS = ("reference", "ganlib, fp32", "ganlib + bf16 autocast")
 KEEP = ("ms_per_step", "ms_min", "ms_max", "images_per_s", "speedup", "compile_s", "params_changed")
 
