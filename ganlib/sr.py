@@ -167,7 +167,7 @@ def make_sr_pairs(
     """
     from tqdm.auto import tqdm
 
-    from ganlib.data import data_root
+    from ganlib.fetch import data_root
 
     cache_dir = data_root() / "sr" / "cache"
     pairs = []

@@ -25,7 +25,7 @@ import torch
 
 from ganlib import pretrained
 from ganlib.checkpoint import save_checkpoint
-from ganlib.data import data_root
+from ganlib.fetch import data_root
 from ganlib.env import pick_device, seed_everything
 from ganlib.pretrained import PRETRAINED, load_pretrained, model_card, sha256
 from ganlib.train import adam, fit

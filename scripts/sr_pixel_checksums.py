@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from ganlib.data import file_digest, pixel_digest
+from ganlib.data import pixel_digest
+from ganlib.fetch import file_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKSUMS = ROOT / "ganlib" / "checksums"

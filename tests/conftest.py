@@ -10,29 +10,29 @@ def no_network(monkeypatch):
     """Make every download fail at once, as on an offline machine."""
     import urllib.error
 
-    import ganlib.data
+    import ganlib.fetch
 
     def refuse(url, dest, timeout=30.0):
         raise urllib.error.URLError("network disabled in tests")
 
-    monkeypatch.setattr(ganlib.data, "download", refuse)
+    monkeypatch.setattr(ganlib.fetch, "download", refuse)
 
 
 @pytest.fixture
 def no_shipped_data(tmp_path, monkeypatch):
     """Hide the sets that ship in data/, to test the cache, the mirror and the downloads."""
-    import ganlib.data
+    import ganlib.fetch
 
-    monkeypatch.setattr(ganlib.data, "BUNDLED_ROOT", tmp_path / "no-shipped-data")
+    monkeypatch.setattr(ganlib.fetch, "BUNDLED_ROOT", tmp_path / "no-shipped-data")
 
 
 @pytest.fixture
 def loopback_only(tmp_path, monkeypatch):
     """Downloads into tmp_path/cache, with no shipped sets, no mirror and no proxy between a test
     and 127.0.0.1."""
-    import ganlib.data
+    import ganlib.fetch
 
-    monkeypatch.setattr(ganlib.data, "BUNDLED_ROOT", tmp_path / "no-shipped-data")
+    monkeypatch.setattr(ganlib.fetch, "BUNDLED_ROOT", tmp_path / "no-shipped-data")
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):

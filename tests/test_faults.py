@@ -1,4 +1,4 @@
-"""Fault injection: kills during training, broken downloads, bad inputs (issue 10).
+"""Fault injection: kills during training, broken downloads, bad inputs.
 
 Details, results and what is still open: docs/faults.md.
 
@@ -68,7 +68,8 @@ from ganlib import __version__
 from ganlib.__main__ import main as cli_main
 from ganlib.checkpoint import load_checkpoint
 from ganlib.colab import REPOSITORY
-from ganlib.data import Batches, DatasetUnavailable, IncompleteDownload, download, fetch_file
+from ganlib.data import Batches
+from ganlib.fetch import DatasetUnavailable, IncompleteDownload, download, fetch_file
 from ganlib.degrade import imresize, make_lr, modcrop
 from ganlib.fid import fid
 from ganlib.gan import GANRun, gan_step
