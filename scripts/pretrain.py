@@ -25,8 +25,8 @@ import torch
 
 from ganlib import pretrained
 from ganlib.checkpoint import save_checkpoint
-from ganlib.fetch import data_root
 from ganlib.env import pick_device, seed_everything
+from ganlib.fetch import data_root
 from ganlib.pretrained import PRETRAINED, load_pretrained, model_card, sha256
 from ganlib.train import adam, fit
 

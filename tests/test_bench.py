@@ -25,7 +25,7 @@ def check_rows(result: dict, names: list[str]) -> None:
     assert result["rows"]["reference"]["speedup"] == pytest.approx(1.0)
 
 
-def test_dcgan_reference_and_ganlib_train_with_worker_processes(mirror_available):
+def test_dcgan_reference_and_ganlib_train_with_worker_processes():
     names = ["ganlib", "ganlib, data via DataLoader", "ganlib, previous defaults"]
     result = tt.bench_model("dcgan", "tiny", names, workers=2, log=lambda *_: None)
     check_rows(result, names)
@@ -50,7 +50,7 @@ def test_variants_reach_the_run_as_its_settings():
 
 
 @pytest.mark.parametrize("model", ["dcgan64", "srresnet", "srgan", "pix2pix", "cyclegan"])
-def test_other_models_train_in_both_loops(model, mirror_available):
+def test_other_models_train_in_both_loops(model):
     result = tt.bench_model(model, "tiny", ["ganlib"], workers=0, log=lambda *_: None)
     check_rows(result, ["ganlib"])
 
@@ -63,7 +63,7 @@ def test_the_examples_dcgan_is_five_layers_at_64x64():
     assert [sum(isinstance(m, convs) for m in net.modules()) for net in (G, D)] == [5, 5]
 
 
-def test_both_loops_see_64x64_digits_in_the_same_range(mirror_available):
+def test_both_loops_see_64x64_digits_in_the_same_range():
     size = tt.SIZES["tiny"]["dcgan64"]
     data = tt.load_data("dcgan64", size)
     ref = next(tt.reference_loader("dcgan64", data, size, torch.device("cpu"), 0))[0]
@@ -72,7 +72,7 @@ def test_both_loops_see_64x64_digits_in_the_same_range(mirror_available):
         assert x.shape == (size["batch"], 1, 64, 64) and -1 <= x.min() < x.max() <= 1
 
 
-def test_reference_dataset_matches_ganlib_range(mirror_available):
+def test_reference_dataset_matches_ganlib_range():
     data = tt.load_data("dcgan", tt.SIZES["tiny"]["dcgan"])
     it = tt.reference_loader("dcgan", data, tt.SIZES["tiny"]["dcgan"], torch.device("cpu"), 0)
     images, _ = next(it)
@@ -84,7 +84,7 @@ def test_reference_dataset_matches_ganlib_range(mirror_available):
     assert images.min() >= -1 and images.max() <= 1
 
 
-def test_bf16_is_refused_on_cpu(mirror_available):
+def test_bf16_is_refused_on_cpu():
     data = tt.load_data("dcgan", tt.SIZES["tiny"]["dcgan"])
     with pytest.raises(ValueError, match="CUDA"):
         tt.make_runner(
@@ -97,7 +97,7 @@ def test_bf16_is_refused_on_cpu(mirror_available):
         )
 
 
-def test_memory_probe_in_a_subprocess(mirror_available):
+def test_memory_probe_in_a_subprocess():
     mem = tt.peak_memory_subprocess("dcgan", "ganlib", "tiny", steps=1, workers=0)
     # torch alone takes well over 100 MiB; a report of 0 or of the parent's peak would be wrong
     assert 100 < mem["rss_mib"] < 4000
@@ -154,7 +154,7 @@ def test_share_fake_runs_G_once_per_step_and_matches_the_two_pass_gradients():
     assert len(calls) == 2 and run.config["share_fake"] is True
 
 
-def test_pix2pix_batches_have_the_same_roles_in_every_data_path(mirror_available):
+def test_pix2pix_batches_have_the_same_roles_in_every_data_path():
     size, cpu = tt.SIZES["tiny"]["pix2pix"], torch.device("cpu")
     data = tt.load_data("pix2pix", size)
     from ganlib.translation import make_task_pairs

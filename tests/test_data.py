@@ -1,11 +1,25 @@
+import shutil
+
 import pytest
 import torch
 
 from ganlib.data import Batches, DatasetUnavailable, load_mnist, mnist_for_gan
 
 
+@pytest.fixture
+def mnist_mirror(tmp_path, monkeypatch):
+    """An offline mirror holding the shipped MNIST test files, laid out like data/."""
+    from ganlib.fetch import BUNDLED_ROOT
+
+    raw = tmp_path / "mirror" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (BUNDLED_ROOT / "MNIST" / "raw").glob("t10k-*.gz"):
+        shutil.copy(f, raw / f.name)
+    monkeypatch.setenv("GANLIB_DATA_MIRROR", str(tmp_path / "mirror"))
+
+
 def test_mnist_test_split_from_the_offline_mirror(
-    tmp_path, monkeypatch, mirror_available, no_network, no_shipped_data
+    tmp_path, monkeypatch, mnist_mirror, no_network, no_shipped_data
 ):
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
     images, labels = load_mnist("test")
@@ -15,7 +29,7 @@ def test_mnist_test_split_from_the_offline_mirror(
 
 
 def test_a_corrupt_cached_file_is_replaced(
-    tmp_path, monkeypatch, mirror_available, no_network, no_shipped_data
+    tmp_path, monkeypatch, mnist_mirror, no_network, no_shipped_data
 ):
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
     raw = tmp_path / "MNIST" / "raw"
@@ -38,9 +52,7 @@ def test_missing_dataset_says_what_where_and_how(
     assert "network disabled" in message and "GANLIB_DATA_MIRROR" in message
 
 
-def test_train_split_offline_is_never_swapped_for_test(
-    tmp_path, monkeypatch, mirror_available, no_network
-):
+def test_train_split_offline_is_never_swapped_for_test(tmp_path, monkeypatch, no_network):
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
     with pytest.raises(DatasetUnavailable, match="mnist_split=test"):
         load_mnist("train")

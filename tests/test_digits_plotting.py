@@ -10,7 +10,7 @@ from ganlib.plotting import LiveView, interpolate_latents, interpolation_widget
 from tests.test_train import tiny_run
 
 
-def test_shipped_classifier_recognises_heldout_digits(mirror_available):
+def test_shipped_classifier_recognises_heldout_digits():
     model, info = load_digit_classifier()
     images, labels = load_mnist("test")
     x = to_model_range(images[8000:, None])  # the 2,000 digits it never trained on
@@ -20,7 +20,7 @@ def test_shipped_classifier_recognises_heldout_digits(mirror_available):
     assert abs(acc - info["heldout_accuracy"]) < 1e-3  # the recorded figure is the real one
 
 
-def test_report_separates_digits_from_noise(mirror_available):
+def test_report_separates_digits_from_noise():
     model, _ = load_digit_classifier()
     images, _ = load_mnist("test")
     real = digit_report(model, to_model_range(images[8000:9000, None]))

@@ -69,8 +69,8 @@ from ganlib.__main__ import main as cli_main
 from ganlib.checkpoint import load_checkpoint
 from ganlib.colab import REPOSITORY
 from ganlib.data import Batches
-from ganlib.fetch import DatasetUnavailable, IncompleteDownload, download, fetch_file
 from ganlib.degrade import imresize, make_lr, modcrop
+from ganlib.fetch import DatasetUnavailable, IncompleteDownload, download, fetch_file
 from ganlib.fid import fid
 from ganlib.gan import GANRun, gan_step
 from ganlib.images import check_images, list_images, load_image, to_model_range

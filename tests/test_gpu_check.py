@@ -41,7 +41,7 @@ def errors(value) -> list[str]:
     return [value] if isinstance(value, str) and value.startswith("error") else []
 
 
-def test_tiny_cpu_run_fills_every_section(gpu_check, tmp_path, mirror_available, one_thread):
+def test_tiny_cpu_run_fills_every_section(gpu_check, tmp_path, one_thread):
     t0 = time.perf_counter()
     result = gpu_check.main(["--device", "cpu", "--tiny", "--out", str(tmp_path)])
     seconds = time.perf_counter() - t0

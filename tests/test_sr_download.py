@@ -30,9 +30,11 @@ from ganlib.data import (
     pixel_digest,
     sr_image_paths,
 )
+from ganlib.fetch import BUNDLED_ROOT
 from ganlib.images import load_image
 
 SET5 = [f"img_00{i}.png" for i in range(1, 6)]
+SHIPPED = BUNDLED_ROOT  # the real images these tests serve (the fixtures hide it from ganlib)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -65,10 +67,9 @@ class Server(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def server(mirror_available, loopback_only):  # the mirror is read before it is unset
-    """A loopback server; the cache in tmp_path/cache, no mirror, no proxy."""
+def server(loopback_only):
+    """A loopback server; the cache in tmp_path/cache, no mirror, no shipped sets, no proxy."""
     srv = Server()
-    srv.mirror = mirror_available  # read-only source of the real images
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield srv
@@ -112,7 +113,7 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 
 def set5_bytes(srv: Server) -> dict[str, bytes]:
-    return {name: (srv.mirror / "sr" / "Set5" / name).read_bytes() for name in SET5}
+    return {name: (SHIPPED / "sr" / "Set5" / name).read_bytes() for name in SET5}
 
 
 def cache_files(tmp_path: Path) -> list[str]:
@@ -236,10 +237,11 @@ def test_archive_members_never_write_outside_the_work_folder(server, monkeypatch
     assert cache_files(tmp_path) == ["sr/Set5/img_001.png"]
 
 
-def test_one_member_fills_every_name_with_that_content(server, monkeypatch, tmp_path):
-    """T91's t36.bmp and t65.bmp are the same file: one copy in an archive gives both."""
-    body = (server.mirror / "sr" / "T91" / "t36.bmp").read_bytes()
-    assert body == (server.mirror / "sr" / "T91" / "t65.bmp").read_bytes()
+def test_one_member_fills_every_name_with_that_content(mirror, server, monkeypatch, tmp_path):
+    """T91's t36.bmp and t65.bmp are the same file: one copy in an archive gives both. (The
+    original BMPs come from the mirror, read before server's loopback_only unsets it.)"""
+    body = (mirror / "sr" / "T91" / "t36.bmp").read_bytes()
+    assert body == (mirror / "sr" / "T91" / "t65.bmp").read_bytes()
     url = server.serve("t91.zip", make_zip({"Train/t36.bmp": body}))
     monkeypatch.setitem(data.SR_SOURCES, "T91", (url,))
     with pytest.raises(DatasetUnavailable, match="89 of 91 images are missing"):
@@ -247,11 +249,11 @@ def test_one_member_fills_every_name_with_that_content(server, monkeypatch, tmp_
     assert cache_files(tmp_path) == ["sr/T91/t36.bmp", "sr/T91/t65.bmp"]
 
 
-def test_shipped_pixel_checksums_match_the_mirror(mirror_available):
+def test_shipped_pixel_checksums_match_the_mirror(mirror):
     """sr_pixels.sha256 agrees with pixel_digest on every mirror file (scripts/ made it)."""
     for name, files in data._sr_checksums("sr_pixels.sha256").items():
         for filename, pixels in files.items():
-            path = mirror_available / "sr" / name / filename
+            path = mirror / "sr" / name / filename
             assert pixel_digest(path) == pixels, path
     assert sum(len(f) for f in data._sr_checksums("sr_pixels.sha256").values()) == 310
     assert pixel_digest(Path(__file__)) is None  # not an image

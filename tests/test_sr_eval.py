@@ -31,7 +31,7 @@ def last_line_numbers(text):
     return float(parts[2]), float(parts[5])
 
 
-def test_set5_bicubic_reproduces_the_srgan_table(capsys, mirror_available):
+def test_set5_bicubic_reproduces_the_srgan_table(capsys):
     # Ledig et al. 2017, Table 2: bicubic x4 on Set5 = 28.43 dB PSNR, 0.8109 SSIM.
     assert main(["eval-sr", "--model", "bicubic", "--dataset", "set5", "--scale", "4"]) == 0
     out = capsys.readouterr().out
@@ -43,12 +43,12 @@ def test_set5_bicubic_reproduces_the_srgan_table(capsys, mirror_available):
     assert mean_psnr == round(exact, 2) and len(out.strip().splitlines()) == 2 + 5 + 1
 
 
-def test_set14_includes_its_grayscale_image(mirror_available):
+def test_set14_includes_its_grayscale_image():
     images = load_sr_images("set14")
     assert len(images) == 14 and all(img.shape[0] == 3 for _, img in images)
 
 
-def test_hr_dir_gives_the_same_numbers_as_the_named_set(tmp_path, capsys, mirror_available):
+def test_hr_dir_gives_the_same_numbers_as_the_named_set(tmp_path, capsys):
     for p in sr_image_paths("set5")[:2]:
         shutil.copy(p, tmp_path / p.name)
     assert main(["eval-sr", "--hr-dir", str(tmp_path)]) == 0
@@ -79,7 +79,7 @@ def identity_srcnn():
     return model
 
 
-def test_checkpoint_path_is_consistent_with_the_protocol(tmp_path, capsys, mirror_available):
+def test_checkpoint_path_is_consistent_with_the_protocol(tmp_path, capsys):
     path = save_sr_model(
         tmp_path / "srcnn.pt", identity_srcnn(), "srcnn", {"scale": 4, "width": 64}
     )
@@ -100,7 +100,7 @@ def test_checkpoint_scale_and_kind_mismatches_are_named(tmp_path, capsys):
     assert "not an SR model" in capsys.readouterr().err
 
 
-def test_untrained_model_runs_through_the_protocol(mirror_available):
+def test_untrained_model_runs_through_the_protocol():
     rows = evaluate_sr(model_upscaler(SRCNN(scale=4).eval()), load_sr_images("set5")[:1], 4)
     assert math.isfinite(rows[0]["psnr"]) and 0 <= rows[0]["ssim"] <= 1
 
@@ -129,7 +129,7 @@ def test_laplacian_energy_matches_scipy():
     assert math.isclose(laplacian_energy(img), expected, rel_tol=1e-12)
 
 
-def test_hf_ratio_is_1_for_hr_and_below_1_for_bicubic(mirror_available):
+def test_hf_ratio_is_1_for_hr_and_below_1_for_bicubic():
     _, hr = load_sr_images("set5")[2]
     hr = modcrop(hr, 4)
     assert hf_ratio(hr, hr, crop=4) == 1.0
