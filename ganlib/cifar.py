@@ -10,7 +10,7 @@ generator step. What is here:
   :func:`ganlib.gan.d_step`, each on new real images, then one :func:`ganlib.gan.g_step`
   (notebook 04 writes this step out as ``sngan_step``; ``tests/test_steps_04.py`` checks the two
   agree);
-- :func:`standin_images`: offline, 32x32 crops of the T91/BSD200 photos, so that the same code
+- :func:`standin_images`: offline, 32x32 crops of the SR training photos, so that the same code
   runs without CIFAR-10 (a stand-in: never scored against CIFAR-10 figures);
 - :func:`inception_scores` and :func:`reference_table`: Inception FID and IS of a generator,
   printed beside :data:`PUBLISHED`.
@@ -32,7 +32,7 @@ from ganlib.images import random_crops, to_model_range
 from ganlib.models.sngan import SNResNetDiscriminator, SNResNetGenerator
 from ganlib.train import adam
 
-STANDIN = "offline stand-in: 32x32 crops of the T91/BSD200 photos, not CIFAR-10, no Inception FID"
+STANDIN = "offline stand-in: 32x32 crops of the SR training photos, not CIFAR-10, no Inception FID"
 
 # Unconditional CIFAR-10 generators, as published. FID and IS depend on the number of samples,
 # the real set and the Inception port, so the figures are comparable only roughly.
@@ -111,9 +111,8 @@ def sngan_run(
 
 
 def standin_images(n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` random 32x32 crops of the T91 and BSD200 photos, uint8 (n, 3, 32, 32).
-
-    They ship with the course's offline data, so the CIFAR-10 code path can run anywhere. They are
+    """``n`` random 32x32 crops of the SR training photos, uint8 (n, 3, 32, 32): T91, which ships
+    with the course, and BSD200 where it can be had, so the CIFAR-10 code path runs anywhere. They are
     not CIFAR-10: scores on them must never be compared with CIFAR-10 figures (see :data:`STANDIN`).
     """
     return random_crops(photos(("t91", "bsd200")), n, 32, seed=seed)
