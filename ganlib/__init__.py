@@ -5,7 +5,7 @@ gan_step`` and ``from ganlib.train import fit``; every concept has one module:
 
 - the loop and the runs: ``train`` (``fit(run, step, batches, steps)``, ``SupervisedRun``),
   ``gan`` (``GANRun``, ``d_step``, ``g_step``, ``gan_step``), ``precision``, ``checkpoint``;
-- the pieces: ``losses`` (every loss), ``models``, ``images`` (ranges, luma, crops), ``data``,
+- the pieces: ``losses`` (every loss), ``models``, ``images`` (ranges, luma, crops), ``data``, ``fetch``,
   ``degrade``, ``metrics``, ``fid``, ``errors``, ``digits`` (the digit classifier), ``plotting``;
 - one module per lesson's method, each with its step: ``sr`` (02), ``augment``, ``conditional``,
   ``restoration`` and ``baselines`` (03), ``cifar`` (04), ``translation``, ``pix2pix``, ``cyclegan`` (05);
