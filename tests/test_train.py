@@ -203,35 +203,12 @@ def test_steps_that_never_share_default_share_fake_to_off():
 
 def test_a_checkpoint_written_without_share_fake_is_refused_by_the_new_default(tmp_path):
     old = tiny_run(share_fake=False)  # the default before share_fake was decided
-    fit(
-        old,
-        gan_step,
-        Batches(real_images(16), batch_size=4),
-        2,
-        checkpoint_dir=tmp_path,
-        progress=False,
-    )
+    fit_tiny(old, real_images(16), 2, tmp_path)
     with pytest.raises(ValueError, match="share_fake: False there, True now"):
-        fit(
-            tiny_run(),
-            gan_step,
-            Batches(real_images(16), batch_size=4),
-            4,
-            checkpoint_dir=tmp_path,
-            resume=True,
-            progress=False,
-        )
+        fit_tiny(tiny_run(), real_images(16), 4, tmp_path, resume=True)
     # with its own setting again, it resumes
     again = tiny_run(share_fake=False)
-    fit(
-        again,
-        gan_step,
-        Batches(real_images(16), batch_size=4),
-        4,
-        checkpoint_dir=tmp_path,
-        resume=True,
-        progress=False,
-    )
+    fit_tiny(again, real_images(16), 4, tmp_path, resume=True)
     assert again.step == 4
 
 
@@ -301,28 +278,13 @@ def test_fit_hands_the_step_channels_last_batches_and_trains_to_the_same_weights
 
 def test_channels_last_is_recorded_but_a_checkpoint_in_the_other_format_resumes(tmp_path):
     first = tiny_run(channels_last=False)
-    fit(
-        first,
-        gan_step,
-        Batches(real_images(16), batch_size=4),
-        2,
-        checkpoint_dir=tmp_path,
-        progress=False,
-    )
+    fit_tiny(first, real_images(16), 2, tmp_path)
     state = load_checkpoint(tmp_path / "latest.pt")
     assert state["config"]["channels_last"] is False
     del state["config"]["channels_last"]  # as written before ganlib recorded it
     save_checkpoint(tmp_path / "latest.pt", state)
     again = tiny_run()  # channels_last: the weights load into NHWC storage
-    fit(
-        again,
-        gan_step,
-        Batches(real_images(16), batch_size=4),
-        3,
-        checkpoint_dir=tmp_path,
-        resume=True,
-        progress=False,
-    )
+    fit_tiny(again, real_images(16), 3, tmp_path, resume=True)
     assert again.step == 3 and _is_channels_last(again.G)
 
 
