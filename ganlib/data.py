@@ -31,6 +31,7 @@ from ganlib import fetch
 from ganlib.fetch import (
     DatasetUnavailable,
     atomic_copy,
+    course_url,
     data_root,
     download_verified,
     fetch_file,
@@ -72,12 +73,14 @@ def _load_idx_dataset(name: str, dataset_cls, split: str) -> tuple[torch.Tensor,
     resources, mirrors = _idx_resources(dataset_cls)
     paths = []
     for filename, md5 in resources[split]:
+        shipped = name == "MNIST" and split == "test"  # in data/, and so in the course's repository
+        shipped_urls = [course_url(f"{name}/raw/{filename}")] if shipped else []
         try:
             paths.append(
                 fetch_file(
                     f"{name}/raw/{filename}",
                     md5,
-                    [m + filename for m in mirrors],
+                    [*shipped_urls, *(m + filename for m in mirrors)],
                     dataset=f"{name} ({split} split)",
                 )
             )
@@ -490,6 +493,42 @@ def _sr_from_archives(
     return notes
 
 
+SHIPPED_SR = ("Set5", "Set14", "T91")  # in data/sr/ (T91 as PNG), and so in the course's repository
+
+
+def _sr_from_course(
+    folder: str, missing: dict, timeout: float = 30.0, retries: int = 2, retry_wait: float = 1.0
+) -> list[str]:
+    """Download the ``missing`` images of a shipped set one by one from the course's repository
+    (:func:`ganlib.fetch.course_url`), keeping each only when its file or its pixels match; the
+    first failure (offline, a fork without data/) stops it. Returns one line for the notes."""
+    root = data_root() / "sr" / folder
+    root.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+
+    before = len(missing)
+    bar = tqdm(sorted(missing.items()), desc=f"{folder} from the course's repository", unit="image")
+    for filename, (digest, pixels) in bar:
+        url = course_url(f"sr/{folder}/{Path(filename).stem}.png")  # as shipped: PNG
+        with tempfile.TemporaryDirectory(dir=root.parent, prefix=".download-") as tmp:
+            image = Path(tmp) / "image"
+            problem = download_verified(
+                url, image, None, "sha256", timeout, retries, retry_wait, progress=False
+            )
+            if problem is None:
+                if file_digest(image, "sha256") == digest:
+                    atomic_copy(image, root / filename)
+                elif pixel_digest(image) != pixels or not _write_pixels(
+                    image, root / filename, pixels
+                ):
+                    problem = f"not {folder}'s {filename} (neither its file nor its pixels match)"
+        if problem is not None:
+            bar.close()
+            return [f"{url}: {problem}; {before - len(missing)} of {before} images came from there"]
+        del missing[filename]
+    return [f"{fetch.COURSE_DATA_URL}/sr/{folder}: {before} of {before} missing images"]
+
+
 def _sr_file_ok(path: Path, digest: str, pixels: str) -> bool:
     return file_digest(path, "sha256") == digest or pixel_digest(path) == pixels
 
@@ -497,8 +536,10 @@ def _sr_file_ok(path: Path, digest: str, pixels: str) -> bool:
 def sr_image_paths(name: str) -> list[Path]:
     """Verified local paths of every image in an SR set (``set5``, ``set14``, ``t91``, ``bsd200``).
 
-    Each image comes from the first place that has it: the cache ``data_root()/sr/<Set>/``, the
-    offline mirror, else the archives of ``SR_SOURCES`` (downloaded and searched image by image).
+    Each image comes from the first place that has it: the copy shipped in ``data/sr/``, the cache
+    ``data_root()/sr/<Set>/``, the offline mirror, the course's repository (for the shipped sets:
+    an install without ``data/``), else the archives of ``SR_SOURCES`` (downloaded and searched
+    image by image).
     An image counts as ours when its file's SHA-256 is in ``sr.sha256``, or when its decoded
     pixels' SHA-256 is in ``sr_pixels.sha256``: a download that stores the same picture another
     way (recompressed PNG, BMP, a JPEG that decodes to exactly our pixels) is accepted, and kept
@@ -506,7 +547,7 @@ def sr_image_paths(name: str) -> list[Path]:
 
     The download addresses could not be tested from the machines this course is built on (they
     have no internet). Set5, Set14 and T91 ship with the course (``data/sr/``, T91 as PNG with
-    the same pixels), so only BSD200 and DIV2K ever need a download.
+    the same pixels), so a clone needs a download only for BSD200 and DIV2K.
 
     Raises:
         DatasetUnavailable: some images are in none of these places; the message says how many
@@ -539,7 +580,8 @@ def sr_image_paths(name: str) -> list[Path]:
         except DatasetUnavailable:
             missing[filename] = (digest, pixels[filename])
     from_mirror = len(files) - len(found) - cached - len(missing)
-    notes = _sr_from_archives(folder, missing) if missing else []
+    notes = _sr_from_course(folder, missing) if missing and folder in SHIPPED_SR else []
+    notes += _sr_from_archives(folder, missing) if missing else []
     if missing:
         mirror = mirror_root()
         names = sorted(missing)

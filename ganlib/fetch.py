@@ -8,8 +8,9 @@
    ``~/.cache/ganlib/data``), when the files there pass their checksum;
 3. an offline mirror ``$GANLIB_DATA_MIRROR`` laid out like the cache (``MNIST/raw/*.gz``,
    ``sr/Set5/*.png``, ...), copied into the cache after checking;
-4. the dataset's download URLs (pooch's downloader, with a progress bar), each retried after
-   transient failures; a file is renamed into place only once its checksum matches.
+4. the download URLs (pooch's downloader, with a progress bar), each retried after transient
+   failures; a file is renamed into place only once its checksum matches. For the shipped sets
+   the first is the course's own repository (:func:`course_url`), then the dataset's servers.
 
 If all fail, :class:`DatasetUnavailable` says which dataset, where it looked and how to get it.
 :mod:`ganlib.data` builds the datasets on top of this.
@@ -30,7 +31,7 @@ import requests
 import urllib3
 
 from ganlib import __version__
-from ganlib.colab import REPOSITORY
+from ganlib.colab import REF, REPOSITORY
 
 _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 # The sets committed with the course (data/README.md). A module attribute so that tests of the
@@ -38,6 +39,14 @@ _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 BUNDLED_ROOT = _REPO_DATA
 # Sent with every download; a server that refuses bots sees who asks and where to read about it.
 USER_AGENT = f"ganlib/{__version__} (+https://github.com/{REPOSITORY})"
+# The shipped sets are also files of the course's repository: the first download address of each,
+# for an install without the clone's data/ folder (Colab's `pip install git+...`, a wheel).
+COURSE_DATA_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{REF}/data"
+
+
+def course_url(relpath: str) -> str:
+    """Where the course's repository serves ``data/<relpath>`` (:data:`COURSE_DATA_URL`)."""
+    return f"{COURSE_DATA_URL}/{relpath}"
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -79,7 +88,7 @@ def atomic_copy(src: Path, dest: Path) -> None:
             os.remove(tmp)
 
 
-def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
+def download(url: str, dest: Path, *, timeout: float = 30.0, progress: bool = True) -> None:
     """Download ``url`` to ``dest`` with a progress bar; ``dest`` is removed if the download fails.
 
     pooch's HTTPDownloader does the transfer (requests, and a tqdm bar on stderr). It names itself
@@ -92,6 +101,7 @@ def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
         dest: Where to put it.
         timeout (float): Seconds to wait for the connection, and for each read, before giving up.
             Default: 30.
+        progress (bool): Show pooch's progress bar. Default: True.
 
     Raises:
         requests.HTTPError: The server answered with an error status (404, 500, ...).
@@ -99,7 +109,7 @@ def download(url: str, dest: Path, *, timeout: float = 30.0) -> None:
         OSError: No connection, or no data for ``timeout`` seconds (requests' errors are OSErrors).
     """
     get = pooch.HTTPDownloader(
-        progressbar=True,
+        progressbar=progress,
         chunk_size=1 << 20,
         timeout=timeout,
         # identity: else a .gz that a server sends with Content-Encoding: gzip arrives unzipped
@@ -166,11 +176,13 @@ def download_verified(
     timeout: float,
     retries: int,
     retry_wait: float,
+    progress: bool = True,
 ) -> str | None:
     """Download beside ``dest``, check the checksum, only then move the file into place; again
     after transient failures (:func:`_is_transient`), the wait doubling each time.
 
-    ``checksum=None`` skips the check, for an archive whose contents are checked one by one.
+    ``checksum=None`` skips the check, for an archive whose contents are checked one by one;
+    ``progress=False`` hides the bar (many small files under one bar of their own).
     Returns None on success, else what went wrong, one entry per attempt.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +194,7 @@ def download_verified(
         os.close(fd)
         staged = Path(staged)
         try:
-            download(url, staged, timeout=timeout)
+            download(url, staged, timeout=timeout, progress=progress)
             if checksum is None or (digest := file_digest(staged, algorithm)) == checksum:
                 os.replace(staged, dest)
                 return None

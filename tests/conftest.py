@@ -1,4 +1,5 @@
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ def no_network(monkeypatch):
 
     import ganlib.fetch
 
-    def refuse(url, dest, timeout=30.0):
+    def refuse(url, dest, timeout=30.0, progress=True):
         raise urllib.error.URLError("network disabled in tests")
 
     monkeypatch.setattr(ganlib.fetch, "download", refuse)
@@ -33,6 +34,10 @@ def loopback_only(tmp_path, monkeypatch):
     import ganlib.fetch
 
     monkeypatch.setattr(ganlib.fetch, "BUNDLED_ROOT", tmp_path / "no-shipped-data")
+    with socket.socket() as sock:  # the course's repository: a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/data"
+    monkeypatch.setattr(ganlib.fetch, "COURSE_DATA_URL", dead)
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):

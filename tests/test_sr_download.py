@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from ganlib import data
+from ganlib import data, fetch
 from ganlib.data import (
     DatasetUnavailable,
     fetch_div2k,
@@ -247,6 +248,72 @@ def test_one_member_fills_every_name_with_that_content(mirror, server, monkeypat
     with pytest.raises(DatasetUnavailable, match="89 of 91 images are missing"):
         sr_image_paths("t91")
     assert cache_files(tmp_path) == ["sr/T91/t36.bmp", "sr/T91/t65.bmp"]
+
+
+def serve_course_data(server, monkeypatch, relpaths) -> None:
+    """The course's repository on the loopback server, serving these shipped files."""
+    monkeypatch.setattr(fetch, "COURSE_DATA_URL", f"http://127.0.0.1:{server.server_port}/data")
+    for relpath in relpaths:
+        server.serve(f"data/{relpath}", (SHIPPED / relpath).read_bytes())
+
+
+def test_an_install_without_data_gets_the_shipped_sets_from_the_course_repository(
+    server, monkeypatch, tmp_path
+):
+    """Colab's pip install has no data/ folder: Set5 (same files) and T91 (PNG for BMP, checked by
+    pixels and stored under the BMP names) come from the repository, before any archive."""
+    monkeypatch.setitem(data.SR_SOURCES, "Set5", (dead_url(),))
+    monkeypatch.setitem(data.SR_SOURCES, "T91", (dead_url(),))
+    t91 = sorted(p.relative_to(SHIPPED).as_posix() for p in (SHIPPED / "sr" / "T91").glob("*.png"))
+    serve_course_data(server, monkeypatch, [f"sr/Set5/{n}" for n in SET5] + t91)
+
+    assert [p.name for p in sr_image_paths("set5")] == SET5
+    paths = sr_image_paths("t91")
+    assert len(paths) == 91 and all(p.suffix == ".bmp" and p.is_file() for p in paths)
+    for p in paths[:3]:
+        assert torch.equal(load_image(p), load_image(SHIPPED / "sr" / "T91" / f"{p.stem}.png"))
+    assert len(server.hits) == 5 + 91  # each image once; no archive was needed
+
+
+def test_a_wrong_file_from_the_course_repository_is_refused_and_the_archives_tried(
+    server, monkeypatch, tmp_path
+):
+    serve_course_data(server, monkeypatch, [f"sr/Set5/{n}" for n in SET5])
+    server.files["/data/sr/Set5/img_001.png"] = (
+        SHIPPED / "sr" / "Set5" / "img_002.png"
+    ).read_bytes()
+    dead = dead_url()
+    monkeypatch.setitem(data.SR_SOURCES, "Set5", (dead,))
+
+    with pytest.raises(DatasetUnavailable) as err:
+        sr_image_paths("set5")
+
+    msg = str(err.value)
+    assert "img_001.png: not Set5's img_001.png (neither its file nor its pixels match)" in msg
+    assert f"{dead}: ConnectionRefusedError" in msg
+    assert cache_files(tmp_path) == []  # the first failure stops: nothing unchecked is kept
+
+
+def test_offline_the_course_repository_costs_one_attempt(server, monkeypatch):
+    monkeypatch.setitem(data.SR_SOURCES, "T91", ())
+    with pytest.raises(
+        DatasetUnavailable, match=r"t1.png: ConnectionRefused.*; 0 of 91 images came"
+    ):
+        sr_image_paths("t91")  # loopback_only's course URL: a port nothing listens on
+
+
+def test_the_mnist_test_split_comes_from_the_course_repository(server, monkeypatch):
+    serve_course_data(
+        server,
+        monkeypatch,
+        [f"MNIST/raw/t10k-{k}-idx{d}-ubyte.gz" for k, d in (("images", 3), ("labels", 1))],
+    )
+    images, labels = data.load_mnist("test")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    assert sorted(server.hits) == [
+        "/data/MNIST/raw/t10k-images-idx3-ubyte.gz",
+        "/data/MNIST/raw/t10k-labels-idx1-ubyte.gz",
+    ]
 
 
 def test_shipped_pixel_checksums_match_the_mirror(mirror):
