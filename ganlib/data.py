@@ -1,11 +1,11 @@
 """Datasets by name: digits, CIFAR-10, the super-resolution sets, paired and unpaired photo sets,
 and the batch iterators that training reads them through.
 
-Every file comes through :func:`ganlib.fetch.fetch_file` (shipped with the course, cache, offline
-mirror ``$GANLIB_DATA_MIRROR``, then download; each checked against its checksum), and one clear
-:class:`DatasetUnavailable` says what is missing and how to get it. Splits are never swapped
-silently: asking for the MNIST ``train`` split offline is an error, not the test split in
-disguise.
+Every file comes from :mod:`ganlib.fetch`'s places (shipped with the course, cache, offline mirror
+``$GANLIB_DATA_MIRROR``, then download), checked against its checksum (SR images: or their decoded
+pixels) before use, and one clear :class:`DatasetUnavailable` says what is missing and how to get
+it. Splits are never swapped silently: asking for the MNIST ``train`` split offline is an error,
+not the test split in disguise.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def load_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 
     Args:
         split: ``"train"`` (60,000 digits, needs a download) or ``"test"`` (10,000 digits,
-            available offline through ``GANLIB_DATA_MIRROR``).
+            shipped with the course in ``data/``).
     """
     from torchvision.datasets import MNIST
 
@@ -315,6 +315,8 @@ class ZipBatches:
 # the mirror by scripts/sr_pixel_checksums.py).
 
 SR_SETS = {"set5": "Set5", "set14": "Set14", "t91": "T91", "bsd200": "BSD200"}
+# In data/sr/ (T91 as PNG), so always at hand in a clone, and in the course's repository.
+SHIPPED_SR_SETS = ("set5", "set14", "t91")
 
 # Archives that hold each set, tried in order when the cache and the mirror lack it. Nobody
 # publishes a checksum of them and each packs the images its own way (other names, folders,
@@ -493,40 +495,40 @@ def _sr_from_archives(
     return notes
 
 
-SHIPPED_SR = ("Set5", "Set14", "T91")  # in data/sr/ (T91 as PNG), and so in the course's repository
-
-
 def _sr_from_course(
     folder: str, missing: dict, timeout: float = 30.0, retries: int = 2, retry_wait: float = 1.0
 ) -> list[str]:
     """Download the ``missing`` images of a shipped set one by one from the course's repository
     (:func:`ganlib.fetch.course_url`), keeping each only when its file or its pixels match; the
     first failure (offline, a fork without data/) stops it. Returns one line for the notes."""
-    root = data_root() / "sr" / folder
-    root.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
 
+    root = data_root() / "sr" / folder
+    root.mkdir(parents=True, exist_ok=True)
     before = len(missing)
-    bar = tqdm(sorted(missing.items()), desc=f"{folder} from the course's repository", unit="image")
-    for filename, (digest, pixels) in bar:
-        url = course_url(f"sr/{folder}/{Path(filename).stem}.png")  # as shipped: PNG
-        with tempfile.TemporaryDirectory(dir=root.parent, prefix=".download-") as tmp:
-            image = Path(tmp) / "image"
-            problem = download_verified(
-                url, image, None, "sha256", timeout, retries, retry_wait, progress=False
-            )
-            if problem is None:
-                if file_digest(image, "sha256") == digest:
-                    atomic_copy(image, root / filename)
-                elif pixel_digest(image) != pixels or not _write_pixels(
-                    image, root / filename, pixels
-                ):
-                    problem = f"not {folder}'s {filename} (neither its file nor its pixels match)"
-        if problem is not None:
-            bar.close()
-            return [f"{url}: {problem}; {before - len(missing)} of {before} images came from there"]
-        del missing[filename]
-    return [f"{fetch.COURSE_DATA_URL}/sr/{folder}: {before} of {before} missing images"]
+    with tqdm(total=before, desc=f"{folder} from the course's repository", unit="image") as bar:
+        for filename, (digest, pixels) in sorted(missing.items()):
+            url = course_url(f"sr/{folder}/{Path(filename).stem}.png")  # as shipped: PNG
+            with tempfile.TemporaryDirectory(dir=root.parent, prefix=".download-") as tmp:
+                image = Path(tmp) / "image"
+                problem = download_verified(
+                    url, image, None, "sha256", timeout, retries, retry_wait, progress=False
+                )
+                if problem is None:
+                    if file_digest(image, "sha256") == digest:
+                        atomic_copy(image, root / filename)
+                    elif pixel_digest(image) != pixels or not _write_pixels(
+                        image, root / filename, pixels
+                    ):
+                        problem = (
+                            f"not {folder}'s {filename} (neither its file nor its pixels match)"
+                        )
+            if problem is not None:
+                done = before - len(missing)
+                return [f"{url}: {problem}; {done} of {before} images came from there"]
+            del missing[filename]
+            bar.update()
+    return [f"{fetch.COURSE_DATA_URL}/sr/{folder}: all {before} missing images came from there"]
 
 
 def _sr_file_ok(path: Path, digest: str, pixels: str) -> bool:
@@ -580,7 +582,7 @@ def sr_image_paths(name: str) -> list[Path]:
         except DatasetUnavailable:
             missing[filename] = (digest, pixels[filename])
     from_mirror = len(files) - len(found) - cached - len(missing)
-    notes = _sr_from_course(folder, missing) if missing and folder in SHIPPED_SR else []
+    notes = _sr_from_course(folder, missing) if missing and key in SHIPPED_SR_SETS else []
     notes += _sr_from_archives(folder, missing) if missing else []
     if missing:
         mirror = mirror_root()
@@ -701,9 +703,6 @@ def load_sr_images(name: str) -> list[tuple[str, torch.Tensor]]:
     key = name.lower()
     paths = fetch_div2k(DIV2K_SETS[key]) if key in DIV2K_SETS else sr_image_paths(name)
     return [(p.stem, load_image(p)) for p in paths]
-
-
-SHIPPED_SR_SETS = ("set5", "set14", "t91")  # in data/, so always available
 
 
 def load_training_sets(names: tuple[str, ...] | list[str]) -> list[tuple[str, torch.Tensor]]:

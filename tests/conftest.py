@@ -46,7 +46,7 @@ def loopback_only(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # set up before any function fixture that unsets the mirror
 def mirror():
     """The offline dataset mirror, for the few tests that need data beyond what ships in data/
     (BSD200, T91's original BMP files); skipped where there is none. Everything else runs on the

@@ -196,7 +196,7 @@ def test_n_dis_refuses_settings_and_batches_it_cannot_use():
         fit(run, gan_step, iter(lambda: torch.full((6, 3, 32, 32), 255.0), None), 1, progress=False)
 
 
-def test_standin_is_32x32_rgb_photo_crops():
+def test_standin_is_32x32_rgb_photo_crops(no_network):  # without BSD200 offline: T91 alone
     crops = standin_images(6, seed=1)
     assert crops.shape == (6, 3, 32, 32) and crops.dtype == torch.uint8
     assert torch.equal(crops, standin_images(6, seed=1))

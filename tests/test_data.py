@@ -4,16 +4,17 @@ import pytest
 import torch
 
 from ganlib.data import Batches, DatasetUnavailable, load_mnist, mnist_for_gan
+from ganlib.fetch import BUNDLED_ROOT
+
+SHIPPED = BUNDLED_ROOT  # the real data/ (fixtures hide it from ganlib, not from these tests)
 
 
 @pytest.fixture
 def mnist_mirror(tmp_path, monkeypatch):
     """An offline mirror holding the shipped MNIST test files, laid out like data/."""
-    from ganlib.fetch import BUNDLED_ROOT
-
     raw = tmp_path / "mirror" / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for f in (BUNDLED_ROOT / "MNIST" / "raw").glob("t10k-*.gz"):
+    for f in (SHIPPED / "MNIST" / "raw").glob("t10k-*.gz"):
         shutil.copy(f, raw / f.name)
     monkeypatch.setenv("GANLIB_DATA_MIRROR", str(tmp_path / "mirror"))
 

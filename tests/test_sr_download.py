@@ -113,7 +113,7 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
-def set5_bytes(srv: Server) -> dict[str, bytes]:
+def set5_bytes() -> dict[str, bytes]:
     return {name: (SHIPPED / "sr" / "Set5" / name).read_bytes() for name in SET5}
 
 
@@ -125,7 +125,7 @@ def cache_files(tmp_path: Path) -> list[str]:
 def test_zip_with_other_names_folders_and_junk_is_placed_under_our_names(
     server, monkeypatch, tmp_path
 ):
-    originals = set5_bytes(server)
+    originals = set5_bytes()
     members = {
         f"Set5_SR/image_SRF_{i % 3 + 2}/deep/{i}_HR.png": body
         for i, body in enumerate(originals.values())
@@ -148,7 +148,7 @@ def test_zip_with_other_names_folders_and_junk_is_placed_under_our_names(
 
 def test_re_encoded_pixels_are_accepted_and_stored_checked(server, monkeypatch):
     """A recompressed PNG and a BMP of the same pixels have other bytes: accepted by pixels."""
-    originals = set5_bytes(server)
+    originals = set5_bytes()
     members = {}
     for i, (name, body) in enumerate(originals.items()):
         img = Image.open(io.BytesIO(body))
@@ -170,7 +170,7 @@ def test_re_encoded_pixels_are_accepted_and_stored_checked(server, monkeypatch):
 
 
 def test_an_altered_image_is_refused_and_named(server, monkeypatch, tmp_path):
-    originals = set5_bytes(server)
+    originals = set5_bytes()
     pixels = np.array(Image.open(io.BytesIO(originals["img_003.png"])))
     pixels[10, 10, 0] ^= 1  # one value in one pixel, off by one
     altered = encode(Image.fromarray(pixels), "PNG")
@@ -218,7 +218,7 @@ def test_an_html_page_instead_of_an_archive_says_so(server, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_archive_members_never_write_outside_the_work_folder(server, monkeypatch, tmp_path, kind):
-    body = set5_bytes(server)["img_001.png"]
+    body = set5_bytes()["img_001.png"]
     names = ["../../escaped.png", "../../../escaped2.png", f"{tmp_path}/abs/escaped3.png"]
     members = dict.fromkeys(names, body)
     archive = (
@@ -272,7 +272,7 @@ def test_an_install_without_data_gets_the_shipped_sets_from_the_course_repositor
     assert len(paths) == 91 and all(p.suffix == ".bmp" and p.is_file() for p in paths)
     for p in paths[:3]:
         assert torch.equal(load_image(p), load_image(SHIPPED / "sr" / "T91" / f"{p.stem}.png"))
-    assert len(server.hits) == 5 + 91  # each image once; no archive was needed
+    assert len(server.hits) == 5 + 91 and set(server.hits.values()) == {1}  # each image once
 
 
 def test_a_wrong_file_from_the_course_repository_is_refused_and_the_archives_tried(
@@ -294,12 +294,28 @@ def test_a_wrong_file_from_the_course_repository_is_refused_and_the_archives_tri
     assert cache_files(tmp_path) == []  # the first failure stops: nothing unchecked is kept
 
 
+def test_a_set_half_from_the_course_repository_is_completed_from_an_archive(
+    server, monkeypatch, tmp_path
+):
+    serve_course_data(server, monkeypatch, [f"sr/Set5/{n}" for n in SET5])
+    server.files["/data/sr/Set5/img_003.png"] = b"<html>moved</html>"
+    url = server.serve("set5.zip", make_zip(set5_bytes()))
+    monkeypatch.setitem(data.SR_SOURCES, "Set5", (url,))
+
+    assert [p.name for p in sr_image_paths("set5")] == SET5
+    assert cache_files(tmp_path) == [f"sr/Set5/{n}" for n in SET5]
+    course = {k for k in server.hits if k.startswith("/data/")}
+    assert course == {f"/data/sr/Set5/img_00{i}.png" for i in (1, 2, 3)}  # stopped at img_003
+    assert server.hits["/set5.zip"] == 1
+
+
 def test_offline_the_course_repository_costs_one_attempt(server, monkeypatch):
     monkeypatch.setitem(data.SR_SOURCES, "T91", ())
     with pytest.raises(
         DatasetUnavailable, match=r"t1.png: ConnectionRefused.*; 0 of 91 images came"
-    ):
+    ) as err:
         sr_image_paths("t91")  # loopback_only's course URL: a port nothing listens on
+    assert "attempts" not in str(err.value)  # a refused connection is not retried
 
 
 def test_the_mnist_test_split_comes_from_the_course_repository(server, monkeypatch):
