@@ -72,6 +72,21 @@ def test_both_loops_see_64x64_digits_in_the_same_range():
         assert x.shape == (size["batch"], 1, 64, 64) and -1 <= x.min() < x.max() <= 1
 
 
+def test_ganlib_resizes_the_digits_as_the_reference_does():
+    """Resize(64) on each PIL digit (the reference's workers) and ganlib's one tensor resize give the
+    same 64x64 digits, to one grey level in rounding."""
+    from PIL import Image
+    from torchvision import transforms
+
+    data = tt.load_data("dcgan64", tt.SIZES["tiny"]["dcgan64"])
+    pil = [
+        transforms.PILToTensor()(transforms.Resize(64)(Image.fromarray(x[0].numpy()))) for x in data
+    ]
+    ours = tt.ganlib_batches("dcgan64", data, {"batch": len(data)}, 0, torch.device("cpu"))
+    diff = (torch.stack(pil).float() / 127.5 - 1)[ours.order] - next(iter(ours))
+    assert diff.abs().max() <= 1 / 127.5 + 1e-6
+
+
 def test_reference_dataset_matches_ganlib_range():
     data = tt.load_data("dcgan", tt.SIZES["tiny"]["dcgan"])
     it = tt.reference_loader("dcgan", data, tt.SIZES["tiny"]["dcgan"], torch.device("cpu"), 0)
