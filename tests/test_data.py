@@ -121,7 +121,6 @@ def test_shipped_sets_load_with_no_cache_no_mirror_and_no_network(
 ):
     """A fresh clone offline: the MNIST test split, Set5, Set14 and T91 come from data/."""
     from ganlib.data import load_sr_images
-    from ganlib.fetch import BUNDLED_ROOT
 
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
@@ -138,8 +137,6 @@ def test_shipped_sets_load_with_no_cache_no_mirror_and_no_network(
 
 def test_shipped_files_match_data_sha256sums():
     import hashlib
-
-    from ganlib.fetch import BUNDLED_ROOT
 
     listed = {}
     for line in (BUNDLED_ROOT / "SHA256SUMS").read_text().splitlines():
