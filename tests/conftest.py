@@ -1,9 +1,10 @@
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.loopback import dead_url
 
 
 @pytest.fixture
@@ -34,10 +35,9 @@ def loopback_only(tmp_path, monkeypatch):
     import ganlib.fetch
 
     monkeypatch.setattr(ganlib.fetch, "BUNDLED_ROOT", tmp_path / "no-shipped-data")
-    with socket.socket() as sock:  # the course's repository: a loopback port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/data"
-    monkeypatch.setattr(ganlib.fetch, "COURSE_DATA_URL", dead)
+    monkeypatch.setattr(
+        ganlib.fetch, "COURSE_DATA_URL", dead_url("data")
+    )  # the course's repository
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("GANLIB_DATA_MIRROR", "")
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):

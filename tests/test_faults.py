@@ -50,7 +50,6 @@ import random
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -79,6 +78,7 @@ from ganlib.models import DCGANDiscriminator, DCGANGenerator
 from ganlib.models.sr import SRCNN, SRGANDiscriminator, SRResNet
 from ganlib.train import TrainingDiverged, fit
 from tests.fault_train_script import CHECKPOINT_EVERY
+from tests.loopback import dead_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("fault_train_script.py")
@@ -483,9 +483,7 @@ def test_md5_checksums_are_checked_too(server):
 
 
 def test_a_refused_connection_is_not_retried_and_the_next_url_is_tried(server):
-    with socket.socket() as sock:  # a loopback port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/file.bin"
+    dead = dead_url("file.bin")
     server.url = lambda route, url=server.url: dead if route == "dead" else url(route)
     start = time.monotonic()
     with pytest.raises(DatasetUnavailable, match=f"{re.escape(dead)}: ConnectionRefusedError"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import socket
 import tarfile
 import threading
 import zipfile
@@ -33,6 +32,7 @@ from ganlib.data import (
 )
 from ganlib.fetch import BUNDLED_ROOT
 from ganlib.images import load_image
+from tests.loopback import dead_url
 
 SET5 = [f"img_00{i}.png" for i in range(1, 6)]
 SHIPPED = BUNDLED_ROOT  # the real images these tests serve (the fixtures hide it from ganlib)
@@ -77,12 +77,6 @@ def server(loopback_only):
     srv.shutdown()
     srv.server_close()
     thread.join(timeout=10)
-
-
-def dead_url() -> str:
-    with socket.socket() as sock:  # a loopback port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/gone.zip"
 
 
 def make_zip(members: dict[str, bytes]) -> bytes:
